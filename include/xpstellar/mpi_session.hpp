@@ -1,0 +1,37 @@
+// MPI lifetime object (deal.II's MPI_InitFinalize): one per driver main(), nothing else calls
+// MPI_Init or MPI_Finalize. Drivers also run without mpirun (a singleton MPI job).
+#pragma once
+
+#include <mpi.h>
+
+#include <iosfwd>
+#include <string>
+
+namespace xps {
+
+class MpiSession {
+public:
+  MpiSession(int& argc, char**& argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+
+  MPI_Comm world() const { return MPI_COMM_WORLD; }
+  int rank() const { return m_rank; }
+  int size() const { return m_size; }
+  bool is_io_rank() const { return m_rank == 0; }
+
+private:
+  int m_rank = 0;
+  int m_size = 1;
+};
+
+int comm_rank(MPI_Comm comm);
+int comm_size(MPI_Comm comm);
+
+// Only the I/O rank of `comm` prints (AMReX's Print()); other ranks' messages go through warn().
+std::ostream& io_out(MPI_Comm comm);
+// Warnings from any rank, tagged with the rank, on stderr.
+void warn(MPI_Comm comm, const std::string& message);
+
+}  // namespace xps
