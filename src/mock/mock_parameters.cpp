@@ -125,7 +125,7 @@ void declare_observation(ParameterSet& p) {
 }
 
 void declare_labels(ParameterSet& p) {
-  p.declare_real("labels.fraction", 0.02, "", "probability that a star brighter than labels.g_max has spectroscopic labels", 0, 1);
+  p.declare_real("labels.fraction", 0.02, "", "share of all sources with spectroscopic labels, drawn among those brighter than labels.g_max (1 = all of those)", 0, 1);
   p.declare_real("labels.g_max", 16.5, "mag", "faintest G with spectroscopic labels", 0, 25);
   p.declare_real("labels.g_min", 9.0, "mag", "G where label errors are smallest", 0, 25);
   p.declare_real("labels.teff_err_min", 40, "K", "Teff error of the brightest labelled stars", 0, 2000);
@@ -135,6 +135,7 @@ void declare_labels(ParameterSet& p) {
   p.declare_real("labels.feh_err_min", 0.03, "dex", "[Fe/H] error of the brightest labelled stars", 0, 2);
   p.declare_real("labels.feh_err_max", 0.15, "dex", "[Fe/H] error at labels.g_max", 0, 2);
   p.declare_real("labels.e_prior_err_min", 0.02, "mag", "E prior error floor", 0, 2);
+  p.declare_integer("labels.pilot_stars", 4000, "stars", "truth stars drawn to estimate the share brighter than labels.g_max", 100, 10000000);
   p.declare_real("labels.e_prior_err_frac", 0.05, "", "E prior error per unit E", 0, 2);
 }
 

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <limits>
+#include <stdexcept>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -70,6 +72,11 @@ std::vector<TruthStar> exchange_stars(const std::vector<TruthStar>& stars, int l
   std::vector<TruthStar> send_buffer;
   for (int r = 0; r < ranks; ++r) {
     const auto& block = outgoing[static_cast<std::size_t>(r)];
+    // MPI counts are int: one exchange carries at most 2 GiB per pair of ranks.
+    if (block.size() * sizeof(TruthStar) > static_cast<std::size_t>(std::numeric_limits<int>::max()) / 2)
+      throw std::runtime_error("mock: " + std::to_string(block.size()) +
+                               " stars to send from one rank to another exceed one MPI exchange; "
+                               "run with more ranks");
     send_offsets[static_cast<std::size_t>(r)] = static_cast<int>(send_buffer.size()) * record;
     send_counts[static_cast<std::size_t>(r)] = static_cast<int>(block.size()) * record;
     send_buffer.insert(send_buffer.end(), block.begin(), block.end());

@@ -31,6 +31,7 @@ struct ObservationSettings {
   double parallax_zero_point, parallax_error_scale;
   double ruwe_sigma, binary_ruwe_fraction;
   double label_fraction, label_g_max, label_g_min;
+  std::int64_t label_pilot_stars;
   std::array<double, 2> teff_err, logg_err, feh_err;
   double e_prior_err_min, e_prior_err_frac;
 };
@@ -60,6 +61,7 @@ ObservationSettings read_settings(const ParameterSet& p) {
           p.real("labels.fraction"),
           p.real("labels.g_max"),
           p.real("labels.g_min"),
+          p.integer("labels.pilot_stars"),
           {p.real("labels.teff_err_min"), p.real("labels.teff_err_max")},
           {p.real("labels.logg_err_min"), p.real("labels.logg_err_max")},
           {p.real("labels.feh_err_min"), p.real("labels.feh_err_max")},
@@ -82,6 +84,7 @@ struct ObservationModel::Impl {
   using XpVector = Eigen::Matrix<double, xp_sample_count, 1>;
   XpMatrix correlation_cholesky;
   double excess_normalisation = 1.0;
+  double label_probability = 0.0;  // per eligible star, so that label_fraction of all are labelled
 
   Impl(const ParameterSet& p, const TruthModel& truth_model)
       : settings(read_settings(p)), truth(&truth_model) {
@@ -91,6 +94,21 @@ struct ObservationModel::Impl {
     // Scale the BP+RP over G flux excess so that a solar-type star has the typical 1.18.
     const BandFluxes sun = truth_model.absolute_flux(truth_model.main_sequence_star(5772.0));
     excess_normalisation = 1.18 / raw_excess(sun);
+    label_probability = std::min(1.0, settings.label_fraction / eligible_share());
+  }
+
+  bool label_eligible(const TruthStar& star) const {
+    return star.g_mag < settings.label_g_max && star.pathology != Pathology::white_dwarf;
+  }
+
+  // Share of survey stars a spectroscopic survey could label, from the first stars of the survey
+  // itself (a pure function of the seed, so every rank finds the same value).
+  double eligible_share() const {
+    std::int64_t eligible = 0;
+    for (std::int64_t index = 0; index < settings.label_pilot_stars; ++index)
+      eligible += label_eligible(truth->draw(index)) ? 1 : 0;
+    return std::max(static_cast<double>(eligible), 1.0) /
+           static_cast<double>(settings.label_pilot_stars);
   }
 
   double raw_excess(const BandFluxes& flux) const {
@@ -215,8 +233,7 @@ struct ObservationModel::Impl {
   void observe_labels(const TruthStar& star, StarTable& table, std::size_t row,
                       RandomStream& random) const {
     const auto& s = settings;
-    const bool eligible = star.g_mag < s.label_g_max && star.pathology != Pathology::white_dwarf;
-    if (!(random.bernoulli(s.label_fraction) && eligible)) return;
+    if (!(random.bernoulli(label_probability) && label_eligible(star))) return;
     const double t = std::pow(std::clamp((star.g_mag - s.label_g_min) / (s.label_g_max - s.label_g_min), 0.0, 1.0), 2);
     const auto error = [t](const std::array<double, 2>& range) { return range[0] + (range[1] - range[0]) * t; };
     const double teff_err = error(s.teff_err), logg_err = error(s.logg_err), feh_err = error(s.feh_err);

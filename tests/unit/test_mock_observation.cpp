@@ -158,6 +158,14 @@ TEST(MockObservation, LabelsOnlyForBrightStarsWithTheirErrors) {
   EXPECT_NEAR(pull2 / labelled, 1.0, 0.2);
 }
 
+TEST(MockObservation, TheConfiguredShareOfAllStarsIsLabelled) {
+  ObservedSample sample(8000);
+  int labelled = 0;
+  for (std::size_t row = 0; row < sample.table.rows(); ++row)
+    labelled += std::isfinite(sample.table.labels.teff[row]) ? 1 : 0;
+  EXPECT_NEAR(labelled / 8000.0, 0.02, 4.0 * std::sqrt(0.02 * 0.98 / 8000.0) + 0.002);
+}
+
 TEST(MockObservation, SourceIdsCarryTheLevel12Pixel) {
   ObservedSample sample(500);
   for (std::size_t row = 0; row < sample.table.rows(); ++row) {
