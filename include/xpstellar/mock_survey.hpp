@@ -59,8 +59,11 @@ private:
 };
 
 // A star table for `stars` (sorted by index) observed with `observation`; standard bands, truth.
+// `buffer`, a table no longer needed, lends its memory (streaming many partitions then touches no
+// new pages).
 StarTable make_star_table(const std::vector<TruthStar>& stars, const ObservationModel& observation,
-                          const TruthModel& truth, int healpix_level, std::int64_t healpix_pixel);
+                          const TruthModel& truth, int healpix_level, std::int64_t healpix_pixel,
+                          StarTable buffer = {});
 
 // Generates the whole survey into `output_dir` (created if missing), collectively over `comm`.
 // Returns the same summary on every rank.

@@ -67,6 +67,10 @@ struct StarTable {
   std::size_t bands() const { return wavelength_nm.size(); }
   // Sizes every per-star array for `rows` stars (NaN-filled floats), keeping bands and truth flag.
   void resize(std::size_t rows);
+  // Sizes every per-star array for `rows` stars and fills all of them with missing values (NaN,
+  // 0 for integers), reusing the arrays' memory: a table reused for many partitions costs no new
+  // pages.
+  void reset(std::size_t rows);
   // Throws std::logic_error if array sizes disagree with rows() and bands().
   void check_consistent() const;
 };

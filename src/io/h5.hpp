@@ -114,7 +114,9 @@ private:
 // contiguous dataset, for small arrays such as per-band metadata.
 struct Layout {
   std::uint64_t chunk_rows = 0;
-  int deflate_level = 4;
+  // Level 1: the noise-dominated float mantissas of fluxes and covariances compress to ~78 % at
+  // level 1 and ~75 % at level 4, at a fraction of the time.
+  int deflate_level = 1;
 };
 
 class Group : public Object {

@@ -49,7 +49,7 @@ void visit_star_columns(Table& table, Visit&& visit) {
   visit("stars/bp_rp", "mag", Width::one, table.bp_rp);
   visit("stars/ruwe", "", Width::one, table.ruwe);
   visit("stars/fidelity_v2", "", Width::one, table.fidelity_v2);
-  visit("stars/norm_dg", "mag", Width::one, table.norm_dg);
+  visit("stars/norm_dg", "", Width::one, table.norm_dg);
   visit("stars/phot_bp_rp_excess_factor", "", Width::one, table.phot_bp_rp_excess_factor);
   auto& labels = table.labels;
   visit("stars/labels/teff", "K", Width::one, labels.teff);
@@ -115,6 +115,20 @@ void StarTable::resize(std::size_t rows) {
   if (has_truth) {
     visit_truth_columns(*this, resize_column);
     truth.extinction_R.resize(m, missing_value<double>());
+  }
+}
+
+void StarTable::reset(std::size_t rows) {
+  const std::size_t m = bands();
+  auto reset_column = [&](const char*, const char*, Width width, auto& column) {
+    using T = element_t<decltype(column)>;
+    column.assign(rows * values_per_row(width, m), missing_value<T>());
+  };
+  visit_star_columns(*this, reset_column);
+  band_names.resize(m);
+  if (has_truth) {
+    visit_truth_columns(*this, reset_column);
+    truth.extinction_R.assign(m, missing_value<double>());
   }
 }
 

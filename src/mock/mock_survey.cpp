@@ -159,15 +159,15 @@ MockSummary summarise(const LocalTally& tally, std::vector<PartitionCount> parti
 }  // namespace
 
 StarTable make_star_table(const std::vector<TruthStar>& stars, const ObservationModel& observation,
-                          const TruthModel& truth, int healpix_level, std::int64_t healpix_pixel) {
-  StarTable table;
+                          const TruthModel& truth, int healpix_level, std::int64_t healpix_pixel,
+                          StarTable buffer) {
+  StarTable table = std::move(buffer);
   table.healpix_level = healpix_level;
   table.healpix_pixel = healpix_pixel;
   table.wavelength_nm = standard_wavelengths_nm();
   table.band_names = standard_band_names();
   table.has_truth = true;
-  table.resize(stars.size());
-  table.truth.extinction_R.resize(standard_band_count);
+  table.reset(stars.size());
   const BandFluxes curve = truth.extinction_R(truth.r_v_mean());
   std::copy(curve.begin(), curve.end(), table.truth.extinction_R.begin());
   for (std::size_t row = 0; row < stars.size(); ++row) observation.observe(stars[row], table, row);
@@ -208,8 +208,9 @@ MockSummary run_mock_survey(const ParameterSet& parameters, const std::string& o
   LocalTally tally;
   ProgressMeter write_progress(comm, "mock: observe + write", total);
   const std::string config_text = parameters.effective_ini(false);
+  StarTable buffer;
   for (auto& [pixel, members] : by_partition) {
-    StarTable table = make_star_table(members, observation, truth, level, pixel);
+    StarTable table = make_star_table(members, observation, truth, level, pixel, std::move(buffer));
     table.provenance_config = config_text;
     table.provenance_generator = std::string("xps_mock ") + XPS_VERSION;
     write_star_table((std::filesystem::path(output_dir) / star_table_file_name(level, pixel)).string(),
@@ -217,6 +218,7 @@ MockSummary run_mock_survey(const ParameterSet& parameters, const std::string& o
     tally.add(table);
     write_progress.advance_local(static_cast<std::int64_t>(members.size()));
     members = {};
+    buffer = std::move(table);
   }
   write_progress.finish_collective();
   return summarise(tally, partitions, level, comm);

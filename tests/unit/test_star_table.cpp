@@ -378,3 +378,22 @@ TEST(StarTable, PackedTriangleIndexing) {
 }
 
 }  // namespace
+
+TEST(StarTable, ResetRefillsEveryColumnWithMissingValues) {
+  xps::StarTable table;
+  table.wavelength_nm = {400.0, 500.0};
+  table.has_truth = true;
+  table.resize(3);
+  table.flux[1] = 2.0f;
+  table.labels.teff[2] = 5000.0f;
+  table.truth.is_binary[0] = 1;
+  table.truth.extinction_R[1] = 3.0;
+  table.reset(2);
+  EXPECT_EQ(table.rows(), 2u);
+  EXPECT_NO_THROW(table.check_consistent());
+  EXPECT_TRUE(std::isnan(table.flux[1]));
+  EXPECT_EQ(table.truth.is_binary[0], 0);
+  EXPECT_TRUE(std::isnan(table.truth.extinction_R[1]));
+  table.reset(3);
+  EXPECT_TRUE(std::isnan(table.labels.teff[2]));
+}
