@@ -1,0 +1,75 @@
+// The data covariance of one star and its whitening (DESIGN §1.2), shared by training and
+// inference: the XP block of the star-table covariance is inflated,
+//   C = C_gaia + diag(a f)^2 + b^2 f f^T + c^2 f_BP f_BP^T + d^2 f_RP f_RP^T,
+// with f_BP = w_BP . f and f_RP = w_RP . f (the converter's merge weights), the 2MASS bands keep
+// their variances, the unWISE bands get a relative error added in quadrature, and missing bands
+// drop out. Then C = U D U^T, D is clipped from below, and L = D^-1/2 U^T, so that
+// chi^2 = |L (f_pred - f_obs)|^2. L is stored as a full M x M matrix in float32 whose rows beyond
+// the present bands, and whose columns at missing bands, are zero.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace xps {
+class ParameterSet;
+
+struct CovarianceInflation {
+  double diag_frac = 0.005;    // a: per-sample relative error added in quadrature
+  double joint_frac = 0.005;   // b: fully correlated relative error over the XP block
+  double bp_frac = 0.001;      // c: correlated relative error of the BP part
+  double rp_frac = 0.001;      // d: correlated relative error of the RP part
+  double unwise_frac = 0.10;   // relative flux error added in quadrature to W1, W2
+  double eigen_floor = 1e-9;   // lower clip of the eigenvalues, (1e-18 W m-2 nm-1)^2
+  double merge_start_nm = 635;  // BP weight 1 below, falling linearly to 0 at merge_end_nm
+  double merge_end_nm = 643;
+  double negative_eigen_tolerance = 1e-6;  // C_gaia with eigenvalues below -tol * max is not PSD
+};
+
+// Declares the keys of `section` (e.g. "inflation") with the paper's values as defaults.
+void declare_inflation_parameters(ParameterSet& parameters, const std::string& section);
+CovarianceInflation read_inflation_parameters(const ParameterSet& parameters,
+                                              const std::string& section);
+
+enum class BandKind { xp, two_mass, unwise };
+
+// Which instrument each band belongs to, from its name ("J", "H", "Ks", "W1", "W2" are NIR;
+// anything else sampled below 1100 nm is XP). Throws UsageError for a band it cannot place.
+std::vector<BandKind> classify_bands(const std::vector<std::string>& band_names,
+                                     const std::vector<double>& wavelength_nm);
+
+enum class WhiteningStatus {
+  ok,
+  no_bands,               // every band missing
+  non_finite_flux,        // a band with a finite variance but NaN or infinite flux
+  non_positive_variance,  // a present band with variance <= 0
+  not_positive_semidefinite  // C_gaia of the present bands has a clearly negative eigenvalue
+};
+const char* whitening_status_name(WhiteningStatus status);
+
+// Everything about the bands a whitening needs, computed once per band layout.
+class FluxWhitening {
+public:
+  FluxWhitening(const std::vector<std::string>& band_names, const std::vector<double>& wavelength_nm,
+                const CovarianceInflation& inflation);
+
+  std::size_t bands() const { return m_kinds.size(); }
+
+  // One star: `flux` [M] and `packed_covariance` [M(M+1)/2] as in a star table. Writes
+  // `whitening` [M x M, row-major] and `flux_for_fit` [M] (missing bands set to 0 so that products
+  // with the zero columns of L stay 0) and returns the status; on failure the outputs are zero.
+  WhiteningStatus whiten(const float* flux, const float* packed_covariance, float* whitening,
+                         float* flux_for_fit) const;
+
+  // The inflated covariance of the present bands (for tests and diagnostics), [M x M] row-major,
+  // NaN in rows and columns of missing bands.
+  std::vector<double> inflated_covariance(const float* flux, const float* packed_covariance) const;
+
+private:
+  std::vector<BandKind> m_kinds;
+  std::vector<double> m_bp_weight, m_rp_weight;  // merge weights on the XP bands, 0 elsewhere
+  CovarianceInflation m_inflation;
+};
+
+}  // namespace xps
