@@ -1,6 +1,6 @@
 // Progress of a long loop, printed by rank 0 with rate and ETA (DESIGN §3 Logs). Ranks advance
 // their own counters without communicating; rank 0 extrapolates from its share of the work, and
-// finish_collective() reports the true total.
+// finish_collective() reports the true total. A total of 0 means unknown: no percentage, no ETA.
 #pragma once
 
 #include <mpi.h>

@@ -26,6 +26,11 @@ void ProgressMeter::advance_local(std::int64_t items) {
   const double elapsed = std::chrono::duration<double>(now - m_start).count();
   const double estimated_done = static_cast<double>(m_done) * m_ranks;
   const double rate = estimated_done / elapsed;
+  if (m_total <= 0) {  // total unknown in advance: count and rate only
+    std::printf("%s: ~%.0f so far, %.0f /s\n", m_label.c_str(), estimated_done, rate);
+    std::fflush(stdout);
+    return;
+  }
   const double eta = rate > 0 ? (static_cast<double>(m_total) - estimated_done) / rate : 0.0;
   std::printf("%s: ~%.0f%% (%.0f of %lld), %.0f /s, ETA %.0f s\n", m_label.c_str(),
               100.0 * estimated_done / static_cast<double>(m_total), estimated_done,

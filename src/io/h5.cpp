@@ -337,6 +337,14 @@ void Dataset::read_rows(std::uint64_t first_row, std::uint64_t rows, std::span<T
         file_name(), m_path, "cannot read rows (truncated or corrupt file?)");
 }
 
+void Dataset::resize_rows(std::uint64_t rows) {
+  Dims dims = shape();
+  if (dims.empty()) fail("cannot resize a scalar dataset");
+  dims[0] = rows;
+  check(H5Dset_extent(id(), dims.data()), file_name(), m_path,
+        "cannot resize to " + dims_text(dims) + " (is the dataset chunked?)");
+}
+
 void Dataset::write_string_rows(std::uint64_t first_row, std::span<const std::string> values) {
   Handle type =
       checked_handle(H5Dget_type(id()), H5Tclose, file_name(), m_path, "cannot get datatype");
@@ -436,9 +444,11 @@ Dataset Group::create_dataset(const std::string& name, const Dims& shape, const 
     const auto rank = static_cast<int>(shape.size());
     check(H5Pset_chunk(properties.get(), rank, chunk.data()), file_name(), path,
           "cannot set chunk shape " + dims_text(chunk));
-    check(H5Pset_shuffle(properties.get()), file_name(), path, "cannot add shuffle filter");
-    check(H5Pset_deflate(properties.get(), static_cast<unsigned>(layout.deflate_level)),
-          file_name(), path, "cannot add deflate filter");
+    if (layout.deflate_level > 0) {
+      check(H5Pset_shuffle(properties.get()), file_name(), path, "cannot add shuffle filter");
+      check(H5Pset_deflate(properties.get(), static_cast<unsigned>(layout.deflate_level)),
+            file_name(), path, "cannot add deflate filter");
+    }
   }
   Handle space = checked_handle(
       H5Screate_simple(static_cast<int>(shape.size()), shape.data(), max_shape.data()), H5Sclose,
@@ -577,5 +587,15 @@ XPS_H5_INSTANTIATE(std::int64_t)
 XPS_H5_INSTANTIATE(std::uint8_t)
 
 #undef XPS_H5_INSTANTIATE
+
+std::uint64_t dataset_length(const File& file, const std::string& name) {
+  const Dims shape = file.open_dataset(name).shape();
+  if (shape.size() != 1) {
+    throw IoError(file.file_name() + ": dataset /" + name + " has shape " + dims_text(shape) +
+                  ", expected one dimension");
+  }
+  return shape[0];
+}
+
 
 }  // namespace xps::h5

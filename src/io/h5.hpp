@@ -15,8 +15,11 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "xpstellar/error.hpp"
 
 namespace xps::h5 {
 
@@ -102,6 +105,9 @@ public:
   void read_rows(std::uint64_t first_row, std::uint64_t rows, std::span<T> out) const;
   // Same contract as write_rows, for a one-dimensional fixed-length string dataset.
   void write_string_rows(std::uint64_t first_row, std::span<const std::string> values);
+  // Sets the length of the first axis to `rows` (a chunked dataset only: its first axis is
+  // unlimited). Collective in a parallel file. Used to append rows to a growing table.
+  void resize_rows(std::uint64_t rows);
   std::vector<std::string> read_strings() const;
 
 private:
@@ -115,7 +121,7 @@ private:
 struct Layout {
   std::uint64_t chunk_rows = 0;
   // Level 1: the noise-dominated float mantissas of fluxes and covariances compress to ~78 % at
-  // level 1 and ~75 % at level 4, at a fraction of the time.
+  // level 1 and ~75 % at level 4, at a fraction of the time. 0: no filters at all.
   int deflate_level = 1;
 };
 
@@ -162,5 +168,28 @@ std::string dims_text(const Dims& dims);
 
 // Turns off HDF5's automatic printing of its error stack: failures become IoError messages.
 void silence_error_printing();
+
+// Opens dataset `name` and checks its shape and kind of element against the contract.
+template <class T>
+inline Dataset open_checked(const File& file, const std::string& name, const Dims& expected) {
+  Dataset dataset = file.open_dataset(name);
+  const Dims shape = dataset.shape();
+  if (shape != expected) {
+    throw IoError(file.file_name() + ": dataset " + dataset.path() + " has shape " +
+                  dims_text(shape) + ", expected " + dims_text(expected));
+  }
+  const TypeClass expected_class =
+      std::is_floating_point_v<T> ? TypeClass::floating : TypeClass::integer;
+  if (dataset.type_class() != expected_class) {
+    throw IoError(
+        file.file_name() + ": dataset " + dataset.path() + " holds " +
+        (expected_class == TypeClass::floating ? "non-floating-point" : "non-integer") +
+        " values");
+  }
+  return dataset;
+}
+
+// The length of dataset `name`, which must exist and be one-dimensional.
+std::uint64_t dataset_length(const File& file, const std::string& name);
 
 }  // namespace xps::h5

@@ -334,36 +334,6 @@ void write_star_table(const std::string& path, const StarTable& local_rows, MPI_
 
 namespace {
 
-// Opens dataset `name` and checks its shape and kind of element against the contract.
-template <class T>
-h5::Dataset open_checked(const h5::File& file, const std::string& name, const h5::Dims& expected) {
-  h5::Dataset dataset = file.open_dataset(name);
-  const h5::Dims shape = dataset.shape();
-  if (shape != expected) {
-    throw IoError(file.file_name() + ": dataset " + dataset.path() + " has shape " +
-                  h5::dims_text(shape) + ", expected " + h5::dims_text(expected));
-  }
-  const h5::TypeClass expected_class =
-      std::is_floating_point_v<T> ? h5::TypeClass::floating : h5::TypeClass::integer;
-  if (dataset.type_class() != expected_class) {
-    throw IoError(
-        file.file_name() + ": dataset " + dataset.path() + " holds " +
-        (expected_class == h5::TypeClass::floating ? "non-floating-point" : "non-integer") +
-        " values");
-  }
-  return dataset;
-}
-
-// The length of a one-dimensional dataset (which must exist and be one-dimensional).
-std::uint64_t length_of(const h5::File& file, const std::string& name) {
-  const h5::Dims shape = file.open_dataset(name).shape();
-  if (shape.size() != 1) {
-    throw IoError(file.file_name() + ": dataset /" + name + " has shape " + h5::dims_text(shape) +
-                  ", expected one dimension");
-  }
-  return shape[0];
-}
-
 h5::Dims expected_shape(Width width, std::uint64_t rows, std::uint64_t bands) {
   if (width == Width::one) return {rows};
   return {rows, values_per_row(width, bands)};
@@ -390,24 +360,24 @@ void check_meta_attributes(const h5::File& file, StarTableInfo& info) {
 StarTableInfo check_contract(const h5::File& file) {
   StarTableInfo info;
   check_meta_attributes(file, info);
-  const std::uint64_t bands = length_of(file, "meta/wavelength_nm");
-  const std::uint64_t rows = length_of(file, "stars/source_id");
-  open_checked<double>(file, "meta/wavelength_nm", {bands});
-  const std::uint64_t names = length_of(file, "meta/band_names");
+  const std::uint64_t bands = h5::dataset_length(file, "meta/wavelength_nm");
+  const std::uint64_t rows = h5::dataset_length(file, "stars/source_id");
+  h5::open_checked<double>(file, "meta/wavelength_nm", {bands});
+  const std::uint64_t names = h5::dataset_length(file, "meta/band_names");
   if (names != bands) {
     throw IoError(file.file_name() + ": /meta/band_names has " + std::to_string(names) +
                   " entries, /meta/wavelength_nm " + std::to_string(bands));
   }
   auto check_column = [&](const char* name, const char*, Width width, const auto& column) {
     using T = element_t<decltype(column)>;
-    open_checked<T>(file, name, expected_shape(width, rows, bands));
+    h5::open_checked<T>(file, name, expected_shape(width, rows, bands));
   };
   const StarTable layout;  // only the column list is used
   visit_star_columns(layout, check_column);
   info.has_truth = file.has("truth");
   if (info.has_truth) {
     visit_truth_columns(layout, check_column);
-    open_checked<double>(file, "truth/meta/extinction_R", {bands});
+    h5::open_checked<double>(file, "truth/meta/extinction_R", {bands});
   }
   info.rows = rows;
   info.bands = bands;

@@ -37,8 +37,10 @@ set -e
 [[ $status -eq 2 ]] && grep -q -- "--output" "$XPS_WORK/err.txt" || fail "missing --output not reported"
 
 # The shipped configurations parse, and mock_default.ini documents exactly the built-in defaults.
-for ini in "$XPS_SOURCE"/config/mock_*.ini; do
-  "$mock" --config "$ini" --print-config > /dev/null || fail "$ini does not parse"
+for ini in "$XPS_SOURCE"/config/*.ini; do
+  stage=$(basename "$ini" | cut -d_ -f1)   # mock_default.ini -> xps_mock
+  [[ -x "$XPS_BIN/xps_$stage" ]] || fail "$ini: no driver xps_$stage for it"
+  "$XPS_BIN/xps_$stage" --config "$ini" --print-config > /dev/null || fail "$ini does not parse"
 done
 strip() { grep -v '^#' "$1" | grep -v '^$'; }
 diff <(strip "$XPS_SOURCE/config/mock_default.ini") <(strip "$XPS_WORK/xps_mock.ini") > "$XPS_WORK/ini.diff" ||

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "xpstellar/config.hpp"
+#include "test_support.hpp"
 #include "xpstellar/error.hpp"
 
 namespace {
@@ -23,21 +24,6 @@ ParameterSet example() {
   return p;
 }
 
-std::string write_file(const std::string& name, const std::string& text) {
-  const auto path = std::filesystem::temp_directory_path() / name;
-  std::ofstream(path) << text;
-  return path.string();
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const xps::UsageError& error) {
-    return error.what();
-  }
-  return "";
-}
-
 TEST(Config, DefaultsAreReadBack) {
   const auto p = example();
   EXPECT_EQ(p.real("survey.g_limit"), 17.65);
@@ -48,31 +34,31 @@ TEST(Config, DefaultsAreReadBack) {
 
 TEST(Config, IniFileSetsKeysAndUnknownKeysAreErrorsNamingFileAndKey) {
   auto p = example();
-  p.load_ini(write_file("xps_good.ini", "[survey]\nstars = 5\n[train]\nxi = true\n"));
+  p.load_ini(xps::test::write_temp_file("xps_good.ini", "[survey]\nstars = 5\n[train]\nxi = true\n"));
   EXPECT_EQ(p.integer("survey.stars"), 5);
   EXPECT_TRUE(p.flag("train.xi"));
-  const auto bad = write_file("xps_bad.ini", "[survey]\nstarz = 5\n");
-  const std::string message = error_of([&] { p.load_ini(bad); });
+  const auto bad = xps::test::write_temp_file("xps_bad.ini", "[survey]\nstarz = 5\n");
+  const std::string message = xps::test::error_message<xps::UsageError>([&] { p.load_ini(bad); });
   EXPECT_NE(message.find("survey.starz"), std::string::npos) << message;
   EXPECT_NE(message.find("xps_bad.ini"), std::string::npos) << message;
-  EXPECT_NE(error_of([&] { p.load_ini("/nonexistent/x.ini"); }).find("/nonexistent/x.ini"),
+  EXPECT_NE(xps::test::error_message<xps::UsageError>([&] { p.load_ini("/nonexistent/x.ini"); }).find("/nonexistent/x.ini"),
             std::string::npos);
 }
 
 TEST(Config, ValuesAreCheckedAgainstTypeRangeAndChoices) {
   auto p = example();
-  EXPECT_NE(error_of([&] { p.set("survey.g_limit", "25", "cli"); }).find("outside"), std::string::npos);
-  EXPECT_NE(error_of([&] { p.set("survey.g_limit", "abc", "cli"); }).find("not a finite number"), std::string::npos);
-  EXPECT_NE(error_of([&] { p.set("survey.stars", "1.5", "cli"); }).find("not an integer"), std::string::npos);
-  EXPECT_NE(error_of([&] { p.set("dust.law", "odonnell", "cli"); }).find("ccm89"), std::string::npos);
-  EXPECT_NE(error_of([&] { p.set("train.xi", "maybe", "cli"); }).find("true or false"), std::string::npos);
+  EXPECT_NE(xps::test::error_message<xps::UsageError>([&] { p.set("survey.g_limit", "25", "cli"); }).find("outside"), std::string::npos);
+  EXPECT_NE(xps::test::error_message<xps::UsageError>([&] { p.set("survey.g_limit", "abc", "cli"); }).find("not a finite number"), std::string::npos);
+  EXPECT_NE(xps::test::error_message<xps::UsageError>([&] { p.set("survey.stars", "1.5", "cli"); }).find("not an integer"), std::string::npos);
+  EXPECT_NE(xps::test::error_message<xps::UsageError>([&] { p.set("dust.law", "odonnell", "cli"); }).find("ccm89"), std::string::npos);
+  EXPECT_NE(xps::test::error_message<xps::UsageError>([&] { p.set("train.xi", "maybe", "cli"); }).find("true or false"), std::string::npos);
   EXPECT_EQ(p.real("survey.g_limit"), 17.65);  // failed sets leave the value alone
 }
 
 TEST(Config, LaterFilesWinAndCommandLineWinsOverFiles) {
   auto p = example();
-  const auto first = write_file("xps_first.ini", "[survey]\nstars = 5\ng_limit = 16\n");
-  const auto second = write_file("xps_second.ini", "[survey]\nstars = 7\n");
+  const auto first = xps::test::write_temp_file("xps_first.ini", "[survey]\nstars = 5\ng_limit = 16\n");
+  const auto second = xps::test::write_temp_file("xps_second.ini", "[survey]\nstars = 7\n");
   const char* argv[] = {"prog", "--config", first.c_str(), "--config", second.c_str(),
                         "--survey.g_limit", "15.5"};
   po::options_description driver("driver");
@@ -88,7 +74,7 @@ TEST(Config, UnknownCommandLineOptionIsAnErrorNamingIt) {
   const char* argv[] = {"prog", "--survey.colour", "red"};
   po::options_description driver("driver");
   po::variables_map values;
-  const std::string message = error_of([&] { xps::parse_command_line(3, argv, driver, values, p); });
+  const std::string message = xps::test::error_message<xps::UsageError>([&] { xps::parse_command_line(3, argv, driver, values, p); });
   EXPECT_NE(message.find("survey.colour"), std::string::npos) << message;
 }
 
@@ -97,7 +83,7 @@ TEST(Config, EffectiveIniReadsBackToTheSameValues) {
   p.set("survey.g_limit", "16.25", "test");
   p.set("dust.law", "ccm89", "test");
   auto q = example();
-  q.load_ini(write_file("xps_effective.ini", p.effective_ini()));
+  q.load_ini(xps::test::write_temp_file("xps_effective.ini", p.effective_ini()));
   EXPECT_EQ(q.real("survey.g_limit"), 16.25);
   EXPECT_EQ(q.text("dust.law"), "ccm89");
   EXPECT_EQ(q.effective_ini(), p.effective_ini());
