@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "random.hpp"
+#include "xpstellar/random_stream.hpp"
 
 namespace xps {
 class ParameterSet;

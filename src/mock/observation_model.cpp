@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 
-#include "random.hpp"
+#include "xpstellar/random_stream.hpp"
 #include "xpstellar/config.hpp"
 #include "xpstellar/mock_survey.hpp"
 #include "xpstellar/partition.hpp"

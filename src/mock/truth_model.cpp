@@ -6,7 +6,7 @@
 
 #include "galaxy.hpp"
 #include "intrinsic_spectrum.hpp"
-#include "random.hpp"
+#include "xpstellar/random_stream.hpp"
 #include "xpstellar/config.hpp"
 #include "xpstellar/error.hpp"
 #include "xpstellar/mock_truth.hpp"

@@ -1,4 +1,4 @@
-// Counter-based random streams for the mock: every star draws from its own stream, keyed by
+// Counter-based random streams: every star (or other item) draws from its own stream, keyed by
 // (seed, star index, purpose), so a star's values do not depend on which rank made it or on how
 // many ranks there are. xoshiro256** seeded through SplitMix64; normals by Box-Muller, written here
 // so that results do not depend on the standard library's distribution implementations.
@@ -8,9 +8,15 @@
 #include <cstdint>
 #include <numbers>
 
-namespace xps::mock {
+namespace xps {
 
-enum class StreamPurpose : std::uint64_t { truth = 1, observation = 2, survey = 3 };
+enum class StreamPurpose : std::uint64_t {
+  truth = 1,
+  observation = 2,
+  survey = 3,
+  model_initialisation = 4,
+  mixture_fit = 5
+};
 
 constexpr std::uint64_t splitmix64(std::uint64_t& state) {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -65,4 +71,4 @@ private:
   bool m_has_spare = false;
 };
 
-}  // namespace xps::mock
+}  // namespace xps

@@ -1,0 +1,173 @@
+// The flux model's analytic passes against central finite differences, for every activation and
+// for every kind of parameter (DESIGN §1.1; issue: gradients to 1e-6 relative in double).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "xpstellar/flux_model.hpp"
+
+namespace {
+
+using namespace xps;
+using Eigen::Index;
+
+constexpr int bands = 66;
+
+FluxModel small_model(Activation activation, bool use_xi) {
+  FluxModel model;
+  const Eigen::VectorXd mean_ln_flux = Eigen::VectorXd::LinSpaced(bands, 3.0, 5.0);
+  model.network = FluxNetwork::initialise(3, 8, bands, activation, {5000.0, -0.2, 3.5},
+                                          {1500.0, 0.5, 1.2}, 11, mean_ln_flux);
+  // Give biases non-zero values so that their gradients are exercised in general position.
+  for (auto& b : model.network.bias) b += Eigen::VectorXd::LinSpaced(b.size(), -0.3, 0.4);
+  model.extinction_R = Eigen::VectorXd::LinSpaced(bands, 3.5, 0.2);
+  model.extinction_R1 = Eigen::VectorXd::LinSpaced(bands, 0.3, -0.1);
+  model.use_xi = use_xi;
+  return model;
+}
+
+StarBatch small_batch() {
+  StarBatch stars;
+  stars.theta.resize(3, 4);
+  stars.theta << 4800, 6100, 5200, 7300,  //
+      -0.4, 0.1, -1.2, 0.3,               //
+      2.6, 4.2, 3.1, 4.0;
+  stars.ln_parallax = Eigen::Vector4d(std::log(0.8), std::log(2.5), std::log(0.3), 0.0);
+  stars.ln_E = Eigen::Vector4d(std::log(0.05), std::log(0.4), std::log(1.2), std::log(0.2));
+  stars.xi = Eigen::Vector4d(0.2, -0.3, 0.0, 0.5);
+  return stars;
+}
+
+// A chi^2-like loss with per-entry weights: L = sum w (f - o)^2, dL/df = 2 w (f - o).
+struct Loss {
+  Eigen::MatrixXd weight, observed;
+  explicit Loss(const FluxModelWorkspace& ws) {
+    weight = (Eigen::MatrixXd::Random(ws.flux.rows(), ws.flux.cols()).array() + 1.5).matrix();
+    observed = ws.flux.cwiseProduct((Eigen::MatrixXd::Random(ws.flux.rows(), ws.flux.cols()).array() * 0.2 + 1.0).matrix());
+  }
+  double value(const Eigen::MatrixXd& flux) const {
+    return (weight.array() * (flux - observed).array().square()).sum();
+  }
+  Eigen::MatrixXd gradient(const Eigen::MatrixXd& flux) const {
+    return 2.0 * weight.cwiseProduct(flux - observed);
+  }
+};
+
+// Central difference of the loss along one scalar, with a step relative to its size.
+double numeric_derivative(double& parameter, const std::function<double()>& loss) {
+  const double saved = parameter;
+  const double step = 1e-5 * std::max(1.0, std::abs(saved));
+  parameter = saved + step;
+  const double up = loss();
+  parameter = saved - step;
+  const double down = loss();
+  parameter = saved;
+  return (up - down) / (2.0 * step);
+}
+
+// Every entry of `analytic` against finite differences, relative to the largest entry.
+void expect_gradient(const Eigen::Ref<const Eigen::MatrixXd>& analytic,
+                     const std::function<double&(Index, Index)>& parameter,
+                     const std::function<double()>& loss, const std::string& what) {
+  const double scale = std::max(analytic.cwiseAbs().maxCoeff(), 1e-300);
+  for (Index j = 0; j < analytic.cols(); ++j)
+    for (Index i = 0; i < analytic.rows(); ++i) {
+      const double numeric = numeric_derivative(parameter(i, j), loss);
+      ASSERT_NEAR(analytic(i, j), numeric, 1e-6 * scale) << what << " (" << i << ", " << j << ")";
+    }
+}
+
+class FluxModelGradients : public ::testing::TestWithParam<std::tuple<Activation, bool>> {};
+
+TEST_P(FluxModelGradients, AnalyticGradientsMatchFiniteDifferences) {
+  const auto [activation, use_xi] = GetParam();
+  FluxModel model = small_model(activation, use_xi);
+  StarBatch stars = small_batch();
+  FluxModelWorkspace ws;
+  flux_model_forward(model, stars, ws);
+  const Loss loss(ws);
+  FluxModelGradient global;
+  global.reset_like(model);
+  StarGradient star;
+  flux_model_backward(model, stars, ws, loss.gradient(ws.flux), &global, &star);
+
+  FluxModelWorkspace probe;
+  const auto evaluate = [&] {
+    flux_model_forward(model, stars, probe);
+    return loss.value(probe.flux);
+  };
+  for (std::size_t k = 0; k < model.network.weight.size(); ++k) {
+    expect_gradient(global.weight[k], [&](Index i, Index j) -> double& { return model.network.weight[k](i, j); },
+                    evaluate, "weight layer " + std::to_string(k));
+    expect_gradient(global.bias[k], [&](Index i, Index) -> double& { return model.network.bias[k](i); },
+                    evaluate, "bias layer " + std::to_string(k));
+  }
+  expect_gradient(global.extinction_R, [&](Index i, Index) -> double& { return model.extinction_R(i); }, evaluate, "R");
+  if (use_xi) {
+    expect_gradient(global.extinction_R1, [&](Index i, Index) -> double& { return model.extinction_R1(i); }, evaluate, "R1");
+    expect_gradient(star.xi, [&](Index i, Index) -> double& { return stars.xi(i); }, evaluate, "xi");
+  } else {
+    EXPECT_EQ(global.extinction_R1.cwiseAbs().maxCoeff(), 0.0);
+  }
+  expect_gradient(star.theta, [&](Index i, Index j) -> double& { return stars.theta(i, j); }, evaluate, "theta");
+  expect_gradient(star.ln_parallax, [&](Index i, Index) -> double& { return stars.ln_parallax(i); }, evaluate, "ln parallax");
+  expect_gradient(star.ln_E, [&](Index i, Index) -> double& { return stars.ln_E(i); }, evaluate, "ln E");
+}
+
+TEST_P(FluxModelGradients, JacobianMatchesFiniteDifferencesOfTheFlux) {
+  const auto [activation, use_xi] = GetParam();
+  FluxModel model = small_model(activation, use_xi);
+  StarBatch stars = small_batch();
+  FluxModelWorkspace ws, probe;
+  flux_model_forward(model, stars, ws);
+  for (Index star = 0; star < stars.size(); ++star) {
+    const Eigen::MatrixXd jacobian = flux_model_jacobian(model, stars, ws, star);
+    ASSERT_EQ(jacobian.cols(), use_xi ? 6 : 5);
+    double* parameters[6] = {&stars.theta(0, star), &stars.theta(1, star), &stars.theta(2, star),
+                             &stars.ln_parallax(star), &stars.ln_E(star), &stars.xi(star)};
+    for (Index p = 0; p < jacobian.cols(); ++p) {
+      const double scale = std::max(jacobian.col(p).cwiseAbs().maxCoeff(), 1e-300);
+      for (Index m = 0; m < bands; ++m) {
+        const double numeric = numeric_derivative(*parameters[p], [&] {
+          flux_model_forward(model, stars, probe);
+          return probe.flux(m, star);
+        });
+        ASSERT_NEAR(jacobian(m, p), numeric, 1e-6 * scale) << "star " << star << " parameter " << p << " band " << m;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryActivation, FluxModelGradients,
+    ::testing::Combine(::testing::Values(Activation::tanh, Activation::silu, Activation::relu,
+                                         Activation::softplus, Activation::elu, Activation::sigmoid),
+                       ::testing::Bool()),
+    [](const auto& parameter_info) {
+      return std::string(activation_name(std::get<0>(parameter_info.param))) +
+             (std::get<1>(parameter_info.param) ? "_xi" : "_noxi");
+    });
+
+TEST(FluxModel, DefaultNetworkHasThePapersParameterCount) {
+  // DESIGN §1.1: 3 hidden layers of width 32 and 66 outputs give 4,256 weights and 162 biases.
+  const FluxNetwork network = FluxNetwork::initialise(3, 32, 66, Activation::tanh, Eigen::Vector3d::Zero(),
+                                                      Eigen::Vector3d::Ones(), 1, Eigen::VectorXd());
+  EXPECT_EQ(network.weight_count(), 4256);
+  EXPECT_EQ(network.bias_count(), 162);
+}
+
+TEST(FluxModel, FluxScalesWithParallaxSquaredAndDimsWithExtinction) {
+  const FluxModel model = small_model(Activation::tanh, false);
+  StarBatch stars = small_batch();
+  FluxModelWorkspace near, far;
+  flux_model_forward(model, stars, near);
+  stars.ln_parallax.array() -= std::log(2.0);
+  flux_model_forward(model, stars, far);
+  EXPECT_LT((near.flux - 4.0 * far.flux).cwiseAbs().maxCoeff(), 1e-12 * near.flux.maxCoeff());
+  const Eigen::VectorXd expected = near.ln_flux_abs.col(1).array() + 2.0 * std::log(2.5) -
+                                   0.4 * model.extinction_R.array();
+  EXPECT_LT((near.flux.col(1).array().log() - expected.array()).abs().maxCoeff(), 1e-12);
+}
+
+}  // namespace
