@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config
           openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
           libeigen3-dev libboost-program-options-dev libgtest-dev libhealpix-cxx-dev
-          python3 python3-numpy python3-scipy python3-h5py python3-matplotlib python3-healpy python3-extinction)
-if [[ "${1:-}" == "--bench" ]]; then packages+=(python3-torch python3-sklearn); fi
+          python3 python3-numpy python3-scipy python3-h5py python3-matplotlib python3-healpy python3-extinction python3-sklearn)
+if [[ "${1:-}" == "--bench" ]]; then packages+=(python3-torch); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -72,4 +72,10 @@ private:
   CovarianceInflation m_inflation;
 };
 
+// chi^2 = |L (f_pred - f_obs)|^2 of one star from its whitening L [M x M, row-major float] and
+// flux_for_fit [M] (as FluxWhitening::whiten wrote them); if `gradient` is not null it receives
+// d chi^2 / d f_pred = 2 L^T L (f_pred - f_obs) [M]. Allocation-free: the training hot loop.
+double whitened_chi_square(const float* whitening, const float* flux_for_fit,
+                           const double* flux_predicted, int bands, double* gradient);
+
 }  // namespace xps

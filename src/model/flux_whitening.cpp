@@ -4,6 +4,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "xpstellar/config.hpp"
 #include "xpstellar/error.hpp"
@@ -156,6 +157,32 @@ WhiteningStatus FluxWhitening::whiten(const float* flux, const float* packed, fl
   }
   for (std::size_t i : present.index) flux_for_fit[i] = flux[i];
   return WhiteningStatus::ok;
+}
+
+double whitened_chi_square(const float* whitening, const float* flux_for_fit,
+                           const double* flux_predicted, int bands, double* gradient) {
+  constexpr int max_bands = 256;
+  double residual[max_bands];
+  double whitened[max_bands];
+  if (bands > max_bands) throw std::logic_error("whitened_chi_square: too many bands");
+  for (int k = 0; k < bands; ++k) residual[k] = flux_predicted[k] - flux_for_fit[k];
+  double chi_square = 0.0;
+  for (int row = 0; row < bands; ++row) {
+    const float* l = whitening + static_cast<std::ptrdiff_t>(row) * bands;
+    double sum = 0.0;
+    for (int k = 0; k < bands; ++k) sum += static_cast<double>(l[k]) * residual[k];
+    whitened[row] = sum;
+    chi_square += sum * sum;
+  }
+  if (gradient) {
+    for (int k = 0; k < bands; ++k) gradient[k] = 0.0;
+    for (int row = 0; row < bands; ++row) {
+      const float* l = whitening + static_cast<std::ptrdiff_t>(row) * bands;
+      const double w2 = 2.0 * whitened[row];
+      for (int k = 0; k < bands; ++k) gradient[k] += w2 * static_cast<double>(l[k]);
+    }
+  }
+  return chi_square;
 }
 
 }  // namespace xps

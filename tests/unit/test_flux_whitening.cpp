@@ -147,3 +147,33 @@ TEST(FluxWhitening, EigenvaluesAreClippedAtTheFloor) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(FluxWhitening, WhitenedChiSquareAndItsGradient) {
+  const StarTable table = mock_table(20);
+  const FluxWhitening whitening = standard_whitening();
+  std::vector<float> l(m * m), fit(m);
+  for (std::size_t row = 0; row < table.rows(); ++row) {
+    ASSERT_EQ(whitening.whiten(&table.flux[row * m], &table.flux_cov[row * packed_triangle_size(m)], l.data(), fit.data()),
+              WhiteningStatus::ok);
+    std::vector<double> predicted(m), gradient(m);
+    for (std::size_t k = 0; k < m; ++k) predicted[k] = table.truth.flux[row * m + k];
+    const double chi2 = whitened_chi_square(l.data(), fit.data(), predicted.data(), int(m), gradient.data());
+    const Eigen::MatrixXd lf = Eigen::Map<const Eigen::Matrix<float, m, m, Eigen::RowMajor>>(l.data()).cast<double>();
+    Eigen::VectorXd residual(m);
+    for (std::size_t k = 0; k < m; ++k) residual[Eigen::Index(k)] = predicted[k] - fit[k];
+    EXPECT_NEAR(chi2, (lf * residual).squaredNorm(), 1e-9 * chi2);
+    for (std::size_t k : {0ul, 30ul, 60ul, std::size_t(band_j), std::size_t(band_w2)}) {
+      const double step = 1e-6 * std::abs(predicted[k]);
+      auto shifted = predicted;
+      shifted[k] += step;
+      const double up = whitened_chi_square(l.data(), fit.data(), shifted.data(), int(m), nullptr);
+      shifted[k] -= 2 * step;
+      const double down = whitened_chi_square(l.data(), fit.data(), shifted.data(), int(m), nullptr);
+      EXPECT_NEAR(gradient[k], (up - down) / (2 * step), 1e-5 * std::abs(gradient[k]) + 1e-9) << "band " << k;
+    }
+  }
+}
+
+}  // namespace

@@ -1,0 +1,347 @@
+// Gaussian-mixture prior (DESIGN §1.5): EM fit, log density with gradient and Hessian, sampling,
+// and the density level enclosing a given mass.
+#include "xpstellar/gaussian_mixture.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <random>
+
+#include "xpstellar/config.hpp"
+#include "xpstellar/error.hpp"
+
+namespace xps {
+namespace {
+
+// std::mt19937_64's output is fixed by the standard; std's distributions are not, so ours are
+// written out to keep fits and samples identical across standard libraries.
+class Random {
+public:
+  explicit Random(std::uint64_t seed) : m_engine(seed) {}
+  double uniform() { return static_cast<double>(m_engine() >> 11) * 0x1.0p-53; }  // [0, 1)
+  double normal() {
+    if (m_has_spare) {
+      m_has_spare = false;
+      return m_spare;
+    }
+    double u = 0.0;
+    do u = uniform(); while (u <= 0.0);
+    const double radius = std::sqrt(-2.0 * std::log(u));
+    const double angle = 2.0 * std::numbers::pi * uniform();
+    m_spare = radius * std::sin(angle);
+    m_has_spare = true;
+    return radius * std::cos(angle);
+  }
+  // Index drawn with probability proportional to `cumulative` increments (last = total).
+  Eigen::Index pick(const std::vector<double>& cumulative) {
+    const double u = uniform() * cumulative.back();
+    const auto it = std::upper_bound(cumulative.begin(), cumulative.end(), u);
+    return std::min<Eigen::Index>(it - cumulative.begin(),
+                                  static_cast<Eigen::Index>(cumulative.size()) - 1);
+  }
+
+private:
+  std::mt19937_64 m_engine;
+  double m_spare = 0.0;
+  bool m_has_spare = false;
+};
+
+constexpr double ln_2pi = 1.8378770664093453;
+
+// ln N(x | mu_k, Sigma_k) + ln w_k for all points and components, [N x K]; the mean ln p returned.
+double e_step(const Eigen::MatrixXd& x, const Eigen::VectorXd& weights, const Eigen::MatrixXd& means,
+              const std::vector<Eigen::MatrixXd>& covariances, Eigen::MatrixXd& responsibility) {
+  const Eigen::Index n = x.rows(), d = x.cols(), k_count = weights.size();
+  Eigen::MatrixXd log_prob(n, k_count);
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    const Eigen::LLT<Eigen::MatrixXd> llt(covariances[static_cast<std::size_t>(k)]);
+    if (llt.info() != Eigen::Success) throw UsageError("GMM fit: a covariance lost positive definiteness (raise reg_covar)");
+    const Eigen::MatrixXd l = llt.matrixL();
+    const double log_det = 2.0 * l.diagonal().array().log().sum();
+    Eigen::MatrixXd centred = (x.rowwise() - means.row(k)).transpose();  // [D x N]
+    l.triangularView<Eigen::Lower>().solveInPlace(centred);
+    log_prob.col(k) = -0.5 * centred.colwise().squaredNorm().transpose().array() +
+                      (std::log(weights(k)) - 0.5 * (static_cast<double>(d) * ln_2pi + log_det));
+  }
+  const Eigen::VectorXd row_max = log_prob.rowwise().maxCoeff();
+  const Eigen::VectorXd lse =
+      row_max.array() + (log_prob.colwise() - row_max).array().exp().rowwise().sum().log();
+  responsibility = (log_prob.colwise() - lse).array().exp();
+  return lse.mean();
+}
+
+void m_step(const Eigen::MatrixXd& x, const Eigen::MatrixXd& responsibility, double reg_covar,
+            Eigen::VectorXd& weights, Eigen::MatrixXd& means, std::vector<Eigen::MatrixXd>& covariances) {
+  const Eigen::Index n = x.rows(), d = x.cols(), k_count = responsibility.cols();
+  // The 10 eps floor keeps an emptied component finite, as scikit-learn does.
+  const Eigen::VectorXd nk = responsibility.colwise().sum().transpose().array() +
+                             10.0 * std::numeric_limits<double>::epsilon();
+  weights = nk / nk.sum();
+  means = (responsibility.transpose() * x).array().colwise() / nk.array();
+  covariances.resize(static_cast<std::size_t>(k_count));
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    const Eigen::MatrixXd centred = x.rowwise() - means.row(k);
+    Eigen::MatrixXd cov =
+        (centred.array().colwise() * responsibility.col(k).array()).matrix().transpose() * centred / nk(k);
+    cov.diagonal().array() += reg_covar;
+    covariances[static_cast<std::size_t>(k)] = 0.5 * (cov + cov.transpose());
+  }
+  (void)n;
+  (void)d;
+}
+
+// k-means++ seeding, a few Lloyd iterations, then hard responsibilities.
+Eigen::MatrixXd kmeans_responsibilities(const Eigen::MatrixXd& x, int k_count, int iterations,
+                                        Random& random) {
+  const Eigen::Index n = x.rows();
+  Eigen::MatrixXd centres(k_count, x.cols());
+  centres.row(0) = x.row(static_cast<Eigen::Index>(random.uniform() * static_cast<double>(n)) % n);
+  Eigen::VectorXd nearest = (x.rowwise() - centres.row(0)).rowwise().squaredNorm();
+  std::vector<double> cumulative(static_cast<std::size_t>(n));
+  for (int c = 1; c < k_count; ++c) {
+    double total = 0.0;
+    for (Eigen::Index i = 0; i < n; ++i) cumulative[static_cast<std::size_t>(i)] = total += nearest(i);
+    const Eigen::Index chosen = total > 0.0 ? random.pick(cumulative)
+                                            : static_cast<Eigen::Index>(random.uniform() * static_cast<double>(n)) % n;
+    centres.row(c) = x.row(chosen);
+    nearest = nearest.cwiseMin((x.rowwise() - centres.row(c)).rowwise().squaredNorm());
+  }
+  std::vector<int> label(static_cast<std::size_t>(n), -1);
+  for (int iteration = 0; iteration <= iterations; ++iteration) {
+    bool changed = false;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      Eigen::Index best = 0;
+      (centres.rowwise() - x.row(i)).rowwise().squaredNorm().minCoeff(&best);
+      if (label[static_cast<std::size_t>(i)] != static_cast<int>(best)) changed = true;
+      label[static_cast<std::size_t>(i)] = static_cast<int>(best);
+    }
+    if (!changed || iteration == iterations) break;
+    Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(k_count, x.cols());
+    Eigen::VectorXd count = Eigen::VectorXd::Zero(k_count);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      sum.row(label[static_cast<std::size_t>(i)]) += x.row(i);
+      count(label[static_cast<std::size_t>(i)]) += 1.0;
+    }
+    for (int c = 0; c < k_count; ++c)
+      if (count(c) > 0) centres.row(c) = sum.row(c) / count(c);  // an empty cluster keeps its centre
+  }
+  Eigen::MatrixXd responsibility = Eigen::MatrixXd::Zero(n, k_count);
+  for (Eigen::Index i = 0; i < n; ++i) responsibility(i, label[static_cast<std::size_t>(i)]) = 1.0;
+  return responsibility;
+}
+
+}  // namespace
+
+void declare_gmm_parameters(ParameterSet& p, const std::string& section) {
+  const GmmPriorSettings d;
+  p.declare_integer(section + ".components", d.fit.components, "", "number of full-covariance Gaussians", 1, 1000);
+  p.declare_integer(section + ".max_iterations", d.fit.max_iterations, "", "EM iterations per initialisation", 1, 1000000);
+  p.declare_real(section + ".tolerance", d.fit.tolerance, "", "EM stops when the mean ln-likelihood per point changes less", 0, 1);
+  p.declare_real(section + ".reg_covar", d.fit.reg_covar, "", "added to covariance diagonals in standardised units", 0, 1);
+  p.declare_integer(section + ".n_init", d.fit.n_init, "", "k-means++ initialisations; the best fit is kept", 1, 1000);
+  p.declare_integer(section + ".kmeans_iterations", d.fit.kmeans_iterations, "", "Lloyd iterations after k-means++ seeding", 0, 100000);
+  p.declare_integer(section + ".seed", static_cast<std::int64_t>(d.fit.seed), "", "random seed of the fit and of the prior-level sampling", 0);
+  p.declare_real(section + ".prior_mass", d.prior_mass, "", "probability mass above the ln_prior cut (quality bit 4)", 0, 1);
+  p.declare_integer(section + ".level_samples", d.level_samples, "", "samples estimating the ln_prior cut", 100, 1000000000);
+}
+
+GmmPriorSettings read_gmm_parameters(const ParameterSet& p, const std::string& section) {
+  GmmPriorSettings s;
+  s.fit.components = static_cast<int>(p.integer(section + ".components"));
+  s.fit.max_iterations = static_cast<int>(p.integer(section + ".max_iterations"));
+  s.fit.tolerance = p.real(section + ".tolerance");
+  s.fit.reg_covar = p.real(section + ".reg_covar");
+  s.fit.n_init = static_cast<int>(p.integer(section + ".n_init"));
+  s.fit.kmeans_iterations = static_cast<int>(p.integer(section + ".kmeans_iterations"));
+  s.fit.seed = static_cast<std::uint64_t>(p.integer(section + ".seed"));
+  s.prior_mass = p.real(section + ".prior_mass");
+  s.level_samples = p.integer(section + ".level_samples");
+  if (!(s.prior_mass > 0.0 && s.prior_mass < 1.0))
+    throw UsageError(section + ".prior_mass must lie strictly between 0 and 1");
+  return s;
+}
+
+GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFitSettings& settings) {
+  const Eigen::Index n = points.rows(), d = points.cols();
+  if (d == 0) throw UsageError("GMM fit: points have no dimensions");
+  if (settings.components < 1 || n < settings.components)
+    throw UsageError("GMM fit: " + std::to_string(n) + " points cannot fit " +
+                     std::to_string(settings.components) + " components");
+  if (settings.n_init < 1 || settings.max_iterations < 1)
+    throw UsageError("GMM fit: n_init and max_iterations must be at least 1");
+  if (!points.allFinite()) throw UsageError("GMM fit: points contain NaN or infinite values");
+
+  // Standardise so that reg_covar and k-means distances mean the same in every dimension.
+  const Eigen::RowVectorXd centre = points.colwise().mean();
+  Eigen::RowVectorXd scale =
+      ((points.rowwise() - centre).colwise().squaredNorm() / static_cast<double>(n)).cwiseSqrt();
+  for (Eigen::Index j = 0; j < d; ++j)
+    if (!(scale(j) > 0.0)) scale(j) = 1.0;
+  const Eigen::MatrixXd x = (points.rowwise() - centre).array().rowwise() / scale.array();
+
+  Random random(settings.seed);
+  double best_ll = -std::numeric_limits<double>::infinity();
+  GaussianMixture best;
+  Eigen::MatrixXd responsibility;
+  for (int init = 0; init < settings.n_init; ++init) {
+    responsibility = kmeans_responsibilities(x, settings.components, settings.kmeans_iterations, random);
+    GaussianMixture g;
+    m_step(x, responsibility, settings.reg_covar, g.weights, g.means, g.covariances);
+    double ll = -std::numeric_limits<double>::infinity();
+    for (int iteration = 0; iteration < settings.max_iterations; ++iteration) {
+      const double previous = ll;
+      ll = e_step(x, g.weights, g.means, g.covariances, responsibility);
+      if (std::abs(ll - previous) < settings.tolerance) break;
+      m_step(x, responsibility, settings.reg_covar, g.weights, g.means, g.covariances);
+    }
+    // Score the parameters actually returned.
+    ll = e_step(x, g.weights, g.means, g.covariances, responsibility);
+    if (ll > best_ll) {
+      best_ll = ll;
+      best = std::move(g);
+    }
+  }
+
+  // Back to the original units: x = centre + scale . z.
+  best.means = (best.means.array().rowwise() * scale.array()).rowwise() + centre.array();
+  for (auto& cov : best.covariances) cov = scale.asDiagonal() * cov * scale.asDiagonal();
+  return best;
+}
+
+double mean_log_likelihood(const GaussianMixture& mixture, const Eigen::MatrixXd& points) {
+  if (points.cols() != mixture.dimension()) throw UsageError("GMM: points and mixture differ in dimension");
+  Eigen::MatrixXd responsibility;
+  return e_step(points, mixture.weights, mixture.means, mixture.covariances, responsibility);
+}
+
+GaussianMixtureDensity::GaussianMixtureDensity(const GaussianMixture& mixture)
+    : m_dimension(mixture.dimension()), m_components(mixture.components()) {
+  const auto d = static_cast<std::size_t>(m_dimension), k_count = static_cast<std::size_t>(m_components);
+  if (m_dimension < 1 || m_components < 1 || mixture.means.rows() != m_components ||
+      mixture.covariances.size() != k_count)
+    throw UsageError("GMM: weights, means and covariances disagree in shape");
+  m_log_norm.resize(k_count);
+  m_means.resize(k_count * d);
+  m_precision.resize(k_count * d * d);
+  for (std::size_t k = 0; k < k_count; ++k) {
+    const Eigen::MatrixXd& cov = mixture.covariances[k];
+    if (cov.rows() != m_dimension || cov.cols() != m_dimension)
+      throw UsageError("GMM: covariance " + std::to_string(k) + " is not D x D");
+    const Eigen::LLT<Eigen::MatrixXd> llt(cov);
+    if (llt.info() != Eigen::Success)
+      throw UsageError("GMM: covariance " + std::to_string(k) + " is not positive definite");
+    const double w = mixture.weights(static_cast<Eigen::Index>(k));
+    if (!(w > 0.0)) throw UsageError("GMM: weight " + std::to_string(k) + " is not positive");
+    const Eigen::MatrixXd l = llt.matrixL();
+    m_log_norm[k] = std::log(w) - 0.5 * (static_cast<double>(d) * ln_2pi) -
+                    l.diagonal().array().log().sum();
+    const Eigen::MatrixXd precision = llt.solve(Eigen::MatrixXd::Identity(m_dimension, m_dimension));
+    for (std::size_t i = 0; i < d; ++i) {
+      m_means[k * d + i] = mixture.means(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(i));
+      for (std::size_t j = 0; j < d; ++j)  // symmetrised so that H comes out exactly symmetric
+        m_precision[(k * d + i) * d + j] =
+            0.5 * (precision(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) +
+                   precision(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(i)));
+    }
+  }
+}
+
+template <int Dim, int MaxDim>
+double GaussianMixtureDensity::evaluate_impl(const double* x_ptr, double* gradient,
+                                             double* hessian) const noexcept {
+  using Vector = Eigen::Matrix<double, Dim, 1, 0, MaxDim, 1>;
+  using Matrix = Eigen::Matrix<double, Dim, Dim, Eigen::RowMajor, MaxDim, MaxDim>;
+  const Eigen::Index d = m_dimension;
+  const Eigen::Map<const Vector> x(x_ptr, d);
+  const bool want_gradient = gradient != nullptr || hessian != nullptr;
+  // Running log-sum-exp: sums are kept relative to the largest term seen so far.
+  double top = -std::numeric_limits<double>::infinity(), sum = 0.0;
+  Vector g_sum = Vector::Zero(d);
+  Matrix h_sum = Matrix::Zero(d, d);
+  for (int k = 0; k < m_components; ++k) {
+    const auto ks = static_cast<std::size_t>(k) * static_cast<std::size_t>(d);
+    const Eigen::Map<const Vector> mean(m_means.data() + ks, d);
+    const Eigen::Map<const Matrix> precision(m_precision.data() + ks * static_cast<std::size_t>(d), d, d);
+    const Vector a = -(precision * (x - mean));  // grad of ln N_k
+    const double term = m_log_norm[static_cast<std::size_t>(k)] + 0.5 * a.dot(x - mean);
+    double weight = 1.0;
+    if (term > top) {
+      const double rescale = std::exp(top - term);
+      sum *= rescale;
+      if (want_gradient) {
+        g_sum *= rescale;
+        if (hessian) h_sum *= rescale;
+      }
+      top = term;
+    } else {
+      weight = std::exp(term - top);
+    }
+    sum += weight;
+    if (want_gradient) {
+      g_sum += weight * a;
+      if (hessian) h_sum.noalias() += weight * (a * a.transpose() - precision);
+    }
+  }
+  if (want_gradient) {
+    const Vector g = g_sum / sum;
+    if (gradient) Eigen::Map<Vector>(gradient, d) = g;
+    if (hessian) Eigen::Map<Matrix>(hessian, d, d) = h_sum / sum - g * g.transpose();
+  }
+  return top + std::log(sum);
+}
+
+double GaussianMixtureDensity::evaluate(const double* x, double* gradient, double* hessian) const noexcept {
+  if (m_dimension == 3) return evaluate_impl<3, 3>(x, gradient, hessian);
+  if (m_dimension <= gmm_max_fast_dimension)
+    return evaluate_impl<Eigen::Dynamic, gmm_max_fast_dimension>(x, gradient, hessian);
+  return evaluate_impl<Eigen::Dynamic, Eigen::Dynamic>(x, gradient, hessian);
+}
+
+double log_density(const GaussianMixture& mixture, const Eigen::VectorXd& x) {
+  if (x.size() != mixture.dimension()) throw UsageError("GMM: point and mixture differ in dimension");
+  return GaussianMixtureDensity(mixture).log_density(x);
+}
+
+Eigen::MatrixXd sample_gaussian_mixture(const GaussianMixture& mixture, std::int64_t count,
+                                        std::uint64_t seed) {
+  if (count < 0) throw UsageError("GMM: negative sample count");
+  const int d = mixture.dimension(), k_count = mixture.components();
+  std::vector<Eigen::MatrixXd> factors;
+  std::vector<double> cumulative;
+  double total = 0.0;
+  for (int k = 0; k < k_count; ++k) {
+    const Eigen::LLT<Eigen::MatrixXd> llt(mixture.covariances[static_cast<std::size_t>(k)]);
+    if (llt.info() != Eigen::Success)
+      throw UsageError("GMM: covariance " + std::to_string(k) + " is not positive definite");
+    factors.emplace_back(llt.matrixL());
+    cumulative.push_back(total += mixture.weights(k));
+  }
+  Random random(seed);
+  Eigen::MatrixXd out(count, d);
+  Eigen::VectorXd z(d);
+  for (Eigen::Index i = 0; i < count; ++i) {
+    const Eigen::Index k = random.pick(cumulative);
+    for (int j = 0; j < d; ++j) z(j) = random.normal();
+    out.row(i) = mixture.means.row(k) + (factors[static_cast<std::size_t>(k)] * z).transpose();
+  }
+  return out;
+}
+
+double density_level_enclosing(const GaussianMixture& mixture, double mass, std::int64_t samples,
+                               std::uint64_t seed) {
+  if (!(mass > 0.0 && mass < 1.0)) throw UsageError("GMM: enclosed mass must lie in (0, 1)");
+  if (samples < 1) throw UsageError("GMM: density level needs at least one sample");
+  const Eigen::MatrixXd drawn = sample_gaussian_mixture(mixture, samples, seed).transpose();  // [D x n]
+  const GaussianMixtureDensity density(mixture);
+  std::vector<double> level(static_cast<std::size_t>(samples));
+  for (Eigen::Index i = 0; i < samples; ++i)
+    level[static_cast<std::size_t>(i)] = density.evaluate(drawn.col(i).data(), nullptr, nullptr);
+  const auto rank = static_cast<std::size_t>(
+      std::floor((1.0 - mass) * static_cast<double>(samples)));
+  const auto nth = level.begin() + static_cast<std::ptrdiff_t>(std::min(rank, level.size() - 1));
+  std::nth_element(level.begin(), nth, level.end());
+  return *nth;
+}
+
+}  // namespace xps
