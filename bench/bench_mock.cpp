@@ -8,24 +8,18 @@
 #include <filesystem>
 #include <string>
 
+#include "bench_support.hpp"
 #include "xpstellar/config.hpp"
 #include "xpstellar/mock_survey.hpp"
 #include "xpstellar/mpi_session.hpp"
 
-namespace {
-using clock_type = std::chrono::steady_clock;
-double seconds_since(clock_type::time_point start) {
-  return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-}  // namespace
+using xps::bench::clock_type;
+using xps::bench::seconds_since;
 
 int main(int argc, char** argv) {
   xps::MpiSession mpi(argc, argv);
-  std::int64_t stars = 1000000, chunk = 10000;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--stars")) stars = std::atoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--chunk")) chunk = std::atoll(argv[i + 1]);
-  }
+  const auto stars = static_cast<std::int64_t>(xps::bench::numeric_option(argc, argv, "--stars", 1e6));
+  const auto chunk = static_cast<std::int64_t>(xps::bench::numeric_option(argc, argv, "--chunk", 1e4));
   xps::ParameterSet parameters;
   xps::mock::declare_mock_parameters(parameters);
   const xps::mock::TruthModel truth(parameters);

@@ -8,24 +8,19 @@
 #include <cstring>
 
 #include "xpstellar/bands.hpp"
+#include "bench_support.hpp"
 #include "xpstellar/config.hpp"
 #include "xpstellar/flux_model.hpp"
 #include "xpstellar/flux_whitening.hpp"
 #include "xpstellar/mock_survey.hpp"
 #include "xpstellar/mpi_session.hpp"
 
-namespace {
-using clock_type = std::chrono::steady_clock;
-double seconds_since(clock_type::time_point start) {
-  return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-}  // namespace
+using xps::bench::clock_type;
+using xps::bench::seconds_since;
 
 int main(int argc, char** argv) {
   xps::MpiSession mpi(argc, argv);
-  double budget_seconds = 3.0;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (!std::strcmp(argv[i], "--seconds")) budget_seconds = std::atof(argv[i + 1]);
+  const double budget_seconds = xps::bench::numeric_option(argc, argv, "--seconds", 3.0);
   constexpr int batch = 512, stars = 2048, m = static_cast<int>(xps::standard_band_count);
 
   xps::ParameterSet parameters;
