@@ -148,25 +148,32 @@ void check_xp_grid(const std::string& path, const std::vector<double>& wavelengt
                   std::to_string(wavelength_nm.size()) + " samples");
 }
 
-// The first training-set cut a star fails, or "" if it passes them all.
-std::string failed_star_cut(const Settings& s, const Catalogues& c, std::size_t gaia_row,
-                            std::optional<std::size_t> label_row) {
-  if (!label_row) return "no spectroscopic labels";
+// The training-set cuts, in the order they are tried; the summary counts stars under these names.
+enum StarCut { no_labels, label_snr, teff_error, logg_error, feh_error, parallax_snr, fidelity,
+               bp_rp_excess, star_cut_count };
+constexpr const char* star_cut_names[star_cut_count] = {
+    "no spectroscopic labels", "label S/N",    "Teff error",  "logg error",
+    "[Fe/H] error",            "parallax S/N", "fidelity_v2", "BP/RP excess"};
+
+// The first training-set cut a star fails, or star_cut_count if it passes them all.
+StarCut failed_star_cut(const Settings& s, const Catalogues& c, std::size_t gaia_row,
+                        std::optional<std::size_t> label_row) {
+  if (!label_row) return no_labels;
   const auto& l = c.labels;
   const std::size_t r = *label_row;
   for (const char* snr : {"snr_g", "snr_r", "snr_i"}) {
     const double value = l.at(snr, r);
-    if (!std::isnan(value) && !(value > s.label_snr_min)) return "label S/N";
+    if (!std::isnan(value) && !(value > s.label_snr_min)) return label_snr;
   }
-  if (!(l.at("teff_err", r) < s.teff_err_max)) return "Teff error";
-  if (!(l.at("logg_err", r) < s.logg_err_max)) return "logg error";
-  if (!(l.at("feh_err", r) < s.feh_err_max)) return "[Fe/H] error";
+  if (!(l.at("teff_err", r) < s.teff_err_max)) return teff_error;
+  if (!(l.at("logg_err", r) < s.logg_err_max)) return logg_error;
+  if (!(l.at("feh_err", r) < s.feh_err_max)) return feh_error;
   const auto& g = c.gaia;
   if (!(g.at("parallax", gaia_row) / g.at("parallax_error", gaia_row) > s.parallax_snr_min))
-    return "parallax S/N";
-  if (!(g.at("fidelity_v2", gaia_row) > s.fidelity_min)) return "fidelity_v2";
-  if (!(g.at("phot_bp_rp_excess_factor", gaia_row) < s.excess_max)) return "BP/RP excess";
-  return "";
+    return parallax_snr;
+  if (!(g.at("fidelity_v2", gaia_row) > s.fidelity_min)) return fidelity;
+  if (!(g.at("phot_bp_rp_excess_factor", gaia_row) < s.excess_max)) return bp_rp_excess;
+  return star_cut_count;
 }
 
 class PartitionBuilder {
@@ -338,9 +345,7 @@ void reduce_summary(PrepareSummary& s, MPI_Comm comm) {
   s.unwise_bands_dropped = counts[3];
   s.labelled = counts[4];
   s.partitions = counts[5];
-  // Cut reasons: every rank knows the same list of reasons only by name, so reduce by name.
-  for (const char* reason : {"no spectroscopic labels", "label S/N", "Teff error", "logg error",
-                             "[Fe/H] error", "parallax S/N", "fidelity_v2", "BP/RP excess"}) {
+  for (const char* reason : star_cut_names) {
     std::int64_t count = s.cut.count(reason) ? s.cut[reason] : 0;
     MPI_Allreduce(MPI_IN_PLACE, &count, 1, MPI_INT64_T, MPI_SUM, comm);
     if (count > 0) s.cut[reason] = count;
@@ -380,9 +385,9 @@ PrepareSummary run_prepare(const ParameterSet& parameters, const PrepareInputs& 
       }
       const auto label_row = catalogues.labels.find(source_id);
       if (settings.training) {
-        const std::string cut = failed_star_cut(settings, catalogues, *gaia_row, label_row);
-        if (!cut.empty()) {
-          ++summary.cut[cut];
+        const StarCut cut = failed_star_cut(settings, catalogues, *gaia_row, label_row);
+        if (cut != star_cut_count) {
+          ++summary.cut[star_cut_names[cut]];
           continue;
         }
       }
