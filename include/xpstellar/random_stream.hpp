@@ -15,7 +15,8 @@ enum class StreamPurpose : std::uint64_t {
   observation = 2,
   survey = 3,
   model_initialisation = 4,
-  mixture_fit = 5
+  mixture_fit = 5,
+  training_batches = 6
 };
 
 constexpr std::uint64_t splitmix64(std::uint64_t& state) {

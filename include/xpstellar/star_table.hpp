@@ -101,4 +101,16 @@ StarTable read_star_table(const std::string& path, MPI_Comm comm, std::size_t fi
 // All rows, by one process.
 StarTable read_star_table(const std::string& path);
 
+// Which per-star arrays a partial read fills; the others are left empty (size 0).
+struct StarTableColumns {
+  bool spectra = true;  // flux, flux_cov (and the truth's noiseless flux)
+  bool truth = true;    // /truth, when the file has it
+};
+
+// Rows [first_row, first_row + row_count), by one process (no collective calls), with only the
+// requested columns: a training loader reads the cheap columns of every table first and the
+// spectra only of the stars it keeps.
+StarTable read_star_table_rows(const std::string& path, std::size_t first_row,
+                               std::size_t row_count, const StarTableColumns& columns);
+
 }  // namespace xps

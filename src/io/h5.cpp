@@ -239,6 +239,29 @@ void Object::write_attribute(const std::string& name, const std::string& value) 
   write_scalar_attribute(id(), name, type.get(), type.get(), buffer.data(), file_name(), m_path);
 }
 
+void Object::write_attribute(const std::string& name, double value) {
+  write_scalar_attribute(id(), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, file_name(),
+                         m_path);
+}
+
+double Object::read_double_attribute(const std::string& name) const {
+  Handle attribute = open_attribute(id(), name, file_name(), m_path);
+  const std::string where = m_path + "@" + name;
+  Handle type = checked_handle(H5Aget_type(attribute.get()), H5Tclose, file_name(), where,
+                               "cannot get attribute type");
+  Handle space = checked_handle(H5Aget_space(attribute.get()), H5Sclose, file_name(), where,
+                                "cannot get attribute space");
+  const H5T_class_t type_class = H5Tget_class(type.get());
+  if ((type_class != H5T_FLOAT && type_class != H5T_INTEGER) ||
+      H5Sget_simple_extent_npoints(space.get()) != 1) {
+    throw_io(file_name(), where, "expected a scalar numeric attribute");
+  }
+  double value = 0;
+  check(H5Aread(attribute.get(), H5T_NATIVE_DOUBLE, &value), file_name(), where,
+        "cannot read attribute");
+  return value;
+}
+
 std::int64_t Object::read_integer_attribute(const std::string& name) const {
   Handle attribute = open_attribute(id(), name, file_name(), m_path);
   const std::string where = m_path + "@" + name;
@@ -597,5 +620,78 @@ std::uint64_t dataset_length(const File& file, const std::string& name) {
   return shape[0];
 }
 
+// ---- training checkpoints (src/io/training_checkpoint.cpp) ------------------------------------
+
+void write_u64_attribute(Object& object, const std::string& name, std::uint64_t value) {
+  write_scalar_attribute(object.id(), name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &value,
+                         object.file_name(), object.path());
+}
+
+std::uint64_t read_u64_attribute(const Object& object, const std::string& name) {
+  Handle attribute = open_attribute(object.id(), name, object.file_name(), object.path());
+  const std::string where = object.path() + "@" + name;
+  Handle type = checked_handle(H5Aget_type(attribute.get()), H5Tclose, object.file_name(), where,
+                               "cannot get attribute type");
+  Handle space = checked_handle(H5Aget_space(attribute.get()), H5Sclose, object.file_name(), where,
+                                "cannot get attribute space");
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1) {
+    throw_io(object.file_name(), where, "expected a scalar integer attribute");
+  }
+  std::uint64_t value = 0;
+  check(H5Aread(attribute.get(), H5T_NATIVE_UINT64, &value), object.file_name(), where,
+        "cannot read attribute");
+  return value;
+}
+
+std::uint64_t dataset_storage_offset(const Dataset& dataset) {
+  const haddr_t offset = H5Dget_offset(dataset.id());
+  if (offset == HADDR_UNDEF) {
+    throw_io(dataset.file_name(), dataset.path(),
+             "has no contiguous storage (chunked, or never written)");
+  }
+  return offset;
+}
+
+namespace {
+
+Dataset create_preallocated(Group& group, const std::string& name, hid_t type, const Dims& shape) {
+  const std::string path = group.path() == "/" ? "/" + name : group.path() + "/" + name;
+  const std::string& file = group.file_name();
+  if (shape.empty()) throw_io(file, path, "a dataset needs at least one dimension");
+  Handle properties = creation_properties(H5P_DATASET_CREATE, file, path);
+  check(H5Pset_alloc_time(properties.get(), H5D_ALLOC_TIME_EARLY), file, path,
+        "cannot ask for early allocation");
+  check(H5Pset_fill_time(properties.get(), H5D_FILL_TIME_NEVER), file, path,
+        "cannot turn off fill values");
+  Handle space =
+      checked_handle(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr),
+                     H5Sclose, file, path, "cannot create dataspace " + dims_text(shape));
+  Handle dataset = checked_handle(H5Dcreate2(group.id(), name.c_str(), type, space.get(),
+                                             H5P_DEFAULT, properties.get(), H5P_DEFAULT),
+                                  H5Dclose, file, path, "cannot create dataset");
+  if (!dataset.close()) throw_io(file, path, "cannot close new dataset" + hdf5_error_detail());
+  return group.open_dataset(name);
+}
+
+}  // namespace
+
+template <Element T>
+Dataset create_preallocated_dataset(Group& group, const std::string& name, const Dims& shape) {
+  return create_preallocated(group, name, file_type<T>(), shape);
+}
+
+template Dataset create_preallocated_dataset<float>(Group&, const std::string&, const Dims&);
+template Dataset create_preallocated_dataset<double>(Group&, const std::string&, const Dims&);
+template Dataset create_preallocated_dataset<std::int32_t>(Group&, const std::string&, const Dims&);
+template Dataset create_preallocated_dataset<std::int64_t>(Group&, const std::string&, const Dims&);
+template Dataset create_preallocated_dataset<std::uint8_t>(Group&, const std::string&, const Dims&);
+
+Dataset create_preallocated_string_dataset(Group& group, const std::string& name,
+                                           std::uint64_t count, std::size_t max_length) {
+  Handle type = fixed_string_type(max_length, group.file_name(), group.path() + "/" + name);
+  return create_preallocated(group, name, type.get(), Dims{count});
+}
+
+// ---- end training checkpoints -----------------------------------------------------------------
 
 }  // namespace xps::h5

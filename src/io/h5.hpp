@@ -73,8 +73,11 @@ public:
   void write_attribute(const std::string& name, std::int32_t value);
   void write_attribute(const std::string& name, std::int64_t value);
   void write_attribute(const std::string& name, const std::string& value);  // fixed-length ASCII
+  void write_attribute(const std::string& name, double value);  // IEEE float64
   // Any integer attribute, converted by HDF5 (throws if it is missing or not an integer).
   std::int64_t read_integer_attribute(const std::string& name) const;
+  // Any numeric (floating-point or integer) attribute, converted to double by HDF5.
+  double read_double_attribute(const std::string& name) const;
   // A fixed- or variable-length string attribute (files written by h5py use variable length).
   std::string read_string_attribute(const std::string& name) const;
 
@@ -191,5 +194,26 @@ inline Dataset open_checked(const File& file, const std::string& name, const Dim
 
 // The length of dataset `name`, which must exist and be one-dimensional.
 std::uint64_t dataset_length(const File& file, const std::string& name);
+
+// ---- training checkpoints (src/io/training_checkpoint.cpp) ------------------------------------
+
+// A scalar unsigned 64-bit attribute (seeds, checksums), stored as little-endian u64. Writing is
+// collective in a parallel file: every rank must pass the same value.
+void write_u64_attribute(Object& object, const std::string& name, std::uint64_t value);
+// Any integer attribute read as u64 (throws if it is missing or not an integer).
+std::uint64_t read_u64_attribute(const Object& object, const std::string& name);
+// Byte offset of a contiguous dataset's data in its file (tests corrupt it on purpose); throws if
+// the dataset is chunked or its storage was never allocated.
+std::uint64_t dataset_storage_offset(const Dataset& dataset);
+// A contiguous, unfiltered dataset allocated when it is created and never filled with a fill
+// value. MPI-IO files always allocate early; asking for it everywhere makes a file written by one
+// process (POSIX driver) byte-identical to one written by several. Collective in a parallel file.
+template <Element T>
+Dataset create_preallocated_dataset(Group& group, const std::string& name, const Dims& shape);
+// The same for a one-dimensional fixed-length ASCII string dataset, `max_length` bytes per entry.
+Dataset create_preallocated_string_dataset(Group& group, const std::string& name,
+                                           std::uint64_t count, std::size_t max_length);
+
+// ---- end training checkpoints -----------------------------------------------------------------
 
 }  // namespace xps::h5

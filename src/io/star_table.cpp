@@ -395,7 +395,8 @@ void read_all(const h5::File& file, const std::string& name, std::vector<T>& out
 }
 
 StarTable read_checked_rows(const h5::File& file, const StarTableInfo& info,
-                            std::uint64_t first_row, std::uint64_t row_count) {
+                            std::uint64_t first_row, std::uint64_t row_count,
+                            const StarTableColumns& columns = {}) {
   if (first_row > info.rows || row_count > info.rows - first_row) {
     throw IoError(file.file_name() + ": rows [" + std::to_string(first_row) + "," +
                   std::to_string(first_row + row_count) + ") requested, the file has " +
@@ -404,7 +405,7 @@ StarTable read_checked_rows(const h5::File& file, const StarTableInfo& info,
   StarTable table;
   table.healpix_level = info.healpix_level;
   table.healpix_pixel = info.healpix_pixel;
-  table.has_truth = info.has_truth;
+  table.has_truth = info.has_truth && columns.truth;
   table.wavelength_nm.resize(info.bands);
   read_all(file, "meta/wavelength_nm", table.wavelength_nm);
   table.band_names = file.open_dataset("meta/band_names").read_strings();
@@ -412,8 +413,13 @@ StarTable read_checked_rows(const h5::File& file, const StarTableInfo& info,
   table.provenance_config = optional_string_attribute(meta, "config");
   table.provenance_generator = optional_string_attribute(meta, "generator");
   table.resize(row_count);
-  auto read_column = [&](const char* name, const char*, Width, auto& column) {
+  auto read_column = [&](const char* name, const char*, Width width, auto& column) {
     using T = element_t<decltype(column)>;
+    if (!columns.spectra && width != Width::one) {
+      column.clear();
+      column.shrink_to_fit();
+      return;
+    }
     file.open_dataset(name).read_rows<T>(first_row, row_count, std::span<T>(column));
   };
   visit_star_columns(table, read_column);
@@ -442,6 +448,13 @@ StarTable read_star_table(const std::string& path) {
   const h5::File file = h5::File::open_read_only(path, MPI_COMM_SELF);
   const StarTableInfo info = check_contract(file);
   return read_checked_rows(file, info, 0, info.rows);
+}
+
+StarTable read_star_table_rows(const std::string& path, std::size_t first_row,
+                               std::size_t row_count, const StarTableColumns& columns) {
+  const h5::File file = h5::File::open_read_only(path, MPI_COMM_SELF);
+  const StarTableInfo info = check_contract(file);
+  return read_checked_rows(file, info, first_row, row_count, columns);
 }
 
 }  // namespace xps

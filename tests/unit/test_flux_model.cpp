@@ -170,4 +170,67 @@ TEST(FluxModel, FluxScalesWithParallaxSquaredAndDimsWithExtinction) {
   EXPECT_LT((near.flux.col(1).array().log() - expected.array()).abs().maxCoeff(), 1e-12);
 }
 
+// The vectorised tanh and exp of the forward pass (AVX2 + FMA where the CPU has it, Eigen's SSE2
+// exp otherwise; XPS_KERNELS=portable forces the latter) against the C library, over
+// pre-activations from -200 to 200 and batch sizes that leave partial vectors.
+TEST(FluxModel, ActivationsAndFluxesMatchTheCLibrary) {
+  FluxModel model = small_model(Activation::tanh, true);
+  model.network =
+      FluxNetwork::initialise(3, 7, bands, Activation::tanh, {5000.0, -0.2, 3.5},
+                              {1500.0, 0.5, 1.2}, 5, Eigen::VectorXd::LinSpaced(bands, -2.0, 3.0));
+  model.network.weight[0] *= 60.0;  // saturates some units, leaves others near zero
+  for (const Index batch : {1, 3, 5, 8}) {
+    StarBatch stars;
+    stars.theta.resize(3, batch);
+    stars.ln_parallax.resize(batch);
+    stars.ln_E.resize(batch);
+    stars.xi.resize(batch);
+    for (Index b = 0; b < batch; ++b) {
+      stars.theta.col(b) << 3500.0 + 900.0 * double(b), -2.0 + 0.5 * double(b),
+          0.5 + 0.7 * double(b);
+      stars.ln_parallax(b) = -3.0 + 1.1 * double(b);
+      stars.ln_E(b) = -4.0 + 0.9 * double(b);
+      stars.xi(b) = 0.1 * double(b);
+    }
+    FluxModelWorkspace ws;
+    flux_model_forward(model, stars, ws);
+    double smallest = 1e300, largest = 0;
+    for (std::size_t k = 0; k + 1 < ws.activation.size(); ++k)
+      for (Index j = 0; j < ws.activation[k + 1].size(); ++j) {
+        const double z = ws.pre_activation[k](j);
+        smallest = std::min(smallest, std::abs(z));
+        largest = std::max(largest, std::abs(z));
+        ASSERT_NEAR(ws.activation[k + 1](j), std::tanh(z), 4e-16) << "layer " << k << " z " << z;
+      }
+    if (batch == 8) {
+      EXPECT_LT(smallest, 0.1);
+      EXPECT_GT(largest, 100.0);
+    }
+    for (Index b = 0; b < batch; ++b)
+      for (Index i = 0; i < bands; ++i) {
+        const double extinction = std::exp(stars.ln_E(b));
+        const double exponent =
+            ws.ln_flux_abs(i, b) + 2.0 * stars.ln_parallax(b) -
+            extinction * (model.extinction_R(i) + stars.xi(b) * model.extinction_R1(i));
+        const double expected = std::exp(exponent);
+        ASSERT_NEAR(ws.flux(i, b), expected, 1e-14 * expected) << "star " << b << " band " << i;
+        ASSERT_EQ(ws.effective_R(i, b),
+                  model.extinction_R(i) + stars.xi(b) * model.extinction_R1(i));
+      }
+  }
+}
+
+TEST(FluxModel, NotANumberPropagatesToTheStarsFluxesOnly) {
+  const FluxModel model = small_model(Activation::tanh, false);
+  StarBatch stars = small_batch();
+  stars.theta(2, 1) = std::nan("");
+  stars.ln_E(3) = std::nan("");
+  FluxModelWorkspace ws;
+  flux_model_forward(model, stars, ws);
+  EXPECT_TRUE(ws.flux.col(0).allFinite());
+  EXPECT_TRUE(ws.flux.col(2).allFinite());
+  EXPECT_TRUE(ws.flux.col(1).array().isNaN().all());
+  EXPECT_TRUE(ws.flux.col(3).array().isNaN().all());
+}
+
 }  // namespace
