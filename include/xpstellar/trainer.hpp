@@ -34,6 +34,9 @@ enum OutlierBit : std::uint8_t {
   outlier_joint = 4             // joint rule (dlogg/s)^2 + (dparallax/s)^2 > joint_sigma^2
 };
 
+// The outlier bits that remove a star from the `clean` selection under `rule`.
+std::uint8_t removal_bits(CleaningRule rule);
+
 struct PhaseReport {
   std::string name;
   PhaseKind kind = PhaseKind::model;

@@ -290,6 +290,8 @@ std::string Object::read_string_attribute(const std::string& name) const {
   }
   if (H5Tis_variable_str(type.get()) > 0) {
     Handle memory = variable_string_type(file_name(), where);
+    // h5py writes UTF-8 strings: read them with the file's character set or HDF5 refuses.
+    H5Tset_cset(memory.get(), H5Tget_cset(type.get()));
     char* text = nullptr;
     check(H5Aread(attribute.get(), memory.get(), &text), file_name(), where,
           "cannot read attribute");
@@ -394,6 +396,7 @@ std::vector<std::string> Dataset::read_strings() const {
   if (count == 0) return values;
   if (H5Tis_variable_str(type.get()) > 0) {
     Handle memory = variable_string_type(file_name(), m_path);
+    H5Tset_cset(memory.get(), H5Tget_cset(type.get()));
     std::vector<char*> pointers(count, nullptr);
     check(H5Dread(id(), memory.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), file_name(),
           m_path, "cannot read strings (truncated or corrupt file?)");

@@ -22,6 +22,11 @@
 
 namespace xps {
 
+std::uint8_t removal_bits(CleaningRule rule) {
+  return rule == CleaningRule::joint ? std::uint8_t{outlier_joint}
+                                     : std::uint8_t{outlier_labels_parallax | outlier_flux};
+}
+
 namespace {
 
 constexpr int star_parameter_count = 6;  // teff, feh, logg, ln parallax, ln E, xi
@@ -211,7 +216,8 @@ std::vector<std::int64_t> Trainer::selected_local(StarSelection selection) const
     if (!m_stars.usable(i)) continue;
     const auto s = static_cast<std::size_t>(i);
     if (selection == StarSelection::high_quality && !m_stars.high_quality[s]) continue;
-    if (selection == StarSelection::clean && m_slice.outlier[s] != 0) continue;
+    if (selection == StarSelection::clean && (m_slice.outlier[s] & removal_bits(m_settings.cleaning.rule)) != 0)
+      continue;
     rows.push_back(i);
   }
   return rows;
@@ -544,11 +550,9 @@ void Trainer::run_self_cleaning(const TrainingPhase& phase) {
       const double logg_pull = (p(2) - m_stars.label(2, i)) / m_stars.label_error(2, i);
       if (logg_pull * logg_pull + parallax_pull * parallax_pull > c.joint_sigma * c.joint_sigma)
         flags |= outlier_joint;
-      const std::uint8_t rule = c.rule == CleaningRule::joint
-                                    ? std::uint8_t{outlier_joint}
-                                    : std::uint8_t{outlier_labels_parallax | outlier_flux};
+      const std::uint8_t rule = removal_bits(c.rule);
       // Every criterion is recorded; only the configured rule's bits remove the star.
-      m_slice.outlier[static_cast<std::size_t>(i)] = flags & rule;
+      m_slice.outlier[static_cast<std::size_t>(i)] = flags;
       counts[1] += (flags & outlier_labels_parallax) != 0;
       counts[2] += (flags & outlier_flux) != 0;
       counts[3] += (flags & outlier_joint) != 0;

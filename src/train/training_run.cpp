@@ -196,7 +196,8 @@ TrainingRunSummary run_training(const ParameterSet& parameters, const TrainingRu
   // The prior on Theta: fitted to the trained stars that survived self-cleaning.
   std::vector<double> local_theta;
   for (std::int64_t i = 0; i < stars.size(); ++i)
-    if (stars.usable(i) && trainer.outliers()[static_cast<std::size_t>(i)] == 0)
+    if (stars.usable(i) &&
+        (trainer.outliers()[static_cast<std::size_t>(i)] & removal_bits(settings.cleaning.rule)) == 0)
       for (int k = 0; k < 3; ++k) local_theta.push_back(trainer.star_parameters()(k, i));
   const std::vector<double> theta = gather_to_root(local_theta, comm);
   std::string failure;

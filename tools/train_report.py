@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Training report on a mock survey (issue 4): how close the learned model is to the truth model.
+
+    /usr/bin/python3 tools/train_report.py --model out/model.h5 --stars out/report_stars \
+        --output out/train_report
+
+Reads the model file, the mock star tables (with /truth) and the per-star results next to the
+model (MODEL_training/), and writes OUTPUT/report.txt and OUTPUT/report.png:
+
+* the learned extinction curve R against the truth curve, both normalised at 550 nm;
+* the model's noiseless flux at the true Theta, parallax and E of single, non-pathological stars
+  against the truth's noiseless flux, split into a level (mean ln ratio over the XP bands) and a
+  shape (the rest), for dwarfs and giants, and mapped over the Kiel diagram;
+* self-cleaning: the share of trained stars removed, by mass ratio and parallax S/N, and the
+  count of each criterion.
+"""
+import argparse
+import glob
+import os
+import sys
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xps_model  # noqa: E402
+
+
+def load_stars(stars_dir, results_dir):
+    columns = {}
+    for path in sorted(glob.glob(os.path.join(stars_dir, "stars_*.h5"))):
+        name = os.path.basename(path).replace("stars_", "training_")
+        with h5py.File(path) as f, h5py.File(os.path.join(results_dir, name)) as r:
+            s, t, tr = f["stars"], f["truth"], r["training"]
+            part = {
+                "parallax_obs": s["parallax"][:], "parallax_err": s["parallax_error"][:],
+                "teff": t["teff"][:], "feh": t["feh"][:], "logg": t["logg"][:], "E": t["E"][:],
+                "parallax": t["parallax"][:], "q": t["mass_ratio"][:], "binary": t["is_binary"][:],
+                "pathology": t["pathology"][:], "flux_true": t["flux"][:],
+                "role": tr["role"][:], "outlier": tr["outlier"][:],
+            }
+            curve = f["truth/meta/extinction_R"][:]
+            wavelength = f["meta/wavelength_nm"][:]
+            config = r["meta"].attrs.get("model", "")
+        for k, v in part.items():
+            columns.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in columns.items()}, curve, wavelength
+
+
+def at_550(wavelength, values):
+    return np.interp(550.0, wavelength[:61], values[:61])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--stars", required=True, help="mock star tables the model was trained on")
+    parser.add_argument("--results", help="per-star results (default: MODEL_training next to the model)")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--max-stars", type=int, default=100000, help="stars used for the flux check")
+    args = parser.parse_args()
+    results = args.results or os.path.splitext(args.model)[0] + "_training"
+    os.makedirs(args.output, exist_ok=True)
+    model = xps_model.load_model(args.model)
+    d, truth_R, wavelength = load_stars(args.stars, results)
+    lines = [f"training report: model {args.model}, stars {args.stars}"]
+
+    # Extinction curve.
+    learned = model["extinction_R"] / at_550(wavelength, model["extinction_R"])
+    true = truth_R / at_550(wavelength, truth_R)
+    ratio = learned / true
+    xp = slice(0, 61)
+    lines.append("extinction curve R (normalised at 550 nm), learned / truth:")
+    lines.append(f"  XP 392-992 nm: max |ratio - 1| = {np.max(np.abs(ratio[xp] - 1)):.4f}"
+                 f" (at {wavelength[xp][np.argmax(np.abs(ratio[xp] - 1))]:.0f} nm); target < 0.02")
+    lines.append("  NIR J H Ks W1 W2: " + " ".join(f"{x:.3f}" for x in ratio[61:]))
+    scale = model["extinction_R"][:61].mean() / truth_R[:61].mean()
+    lines.append(f"  scale of R relative to the truth curve (mean over XP): {scale:.4f}")
+
+    # Noiseless flux at the true parameters.
+    single = (d["binary"] == 0) & (d["pathology"] == 0) & (d["role"] == 1)
+    index = np.flatnonzero(single)[: args.max_stars]
+    theta = np.stack([d["teff"][index], d["feh"][index], d["logg"][index]], axis=1).astype(float)
+    predicted = xps_model.predict_flux(model, theta, d["parallax"][index].astype(float), d["E"][index].astype(float))
+    ln_ratio = np.log(predicted[:, xp] / d["flux_true"][index][:, xp])
+    level = ln_ratio.mean(axis=1)
+    shape = ln_ratio - level[:, None]
+    logg = theta[:, 2]
+    lines.append(f"noiseless flux, model at the true Theta/parallax/E vs truth, {len(index)} single trained stars:")
+    for name, mask in [("all", np.ones(len(index), bool)), ("dwarfs (logg > 3.8)", logg > 3.8),
+                       ("giants (logg < 3.5)", logg < 3.5)]:
+        if not mask.any():
+            continue
+        shape_rms = np.sqrt((shape[mask] ** 2).mean(axis=1))
+        lines.append(f"  {name:20s} n={mask.sum():6d}  level |ln| p50 {np.median(np.abs(level[mask])):.4f}"
+                     f" p90 {np.percentile(np.abs(level[mask]), 90):.4f}   shape rms p50 {np.median(shape_rms):.4f}"
+                     f" p90 {np.percentile(shape_rms, 90):.4f}   within 1%: {np.mean(np.abs(ln_ratio[mask]).max(axis=1) < 0.01):.3f}")
+    lines.append("  (giants' luminosity at fixed Theta scatters by the mock's giant_mass_log_sigma: their level"
+                 " cannot be a function of Theta)")
+
+    # Self-cleaning.
+    trained = d["role"] == 1
+    removed = (d["outlier"] & 3) > 0
+    snr = d["parallax_obs"] / d["parallax_err"]
+    lines.append("self-cleaning (trained stars; removed = labels/parallax or flux criterion):")
+    lines.append(f"  criteria: labels/parallax {np.sum(((d['outlier'] & 1) > 0) & trained)}, flux "
+                 f"{np.sum(((d['outlier'] & 2) > 0) & trained)}, joint rule {np.sum(((d['outlier'] & 4) > 0) & trained)};"
+                 f" removed {np.sum(removed & trained)} of {trained.sum()} ({np.mean(removed[trained]):.3f})")
+    q_bins = [("single", (d["binary"] == 0)), ("q 0.80-0.85", (d["binary"] == 1) & (d["q"] < 0.85)),
+              ("q 0.85-0.90", (d["binary"] == 1) & (d["q"] >= 0.85) & (d["q"] < 0.9)),
+              ("q 0.90-0.95", (d["binary"] == 1) & (d["q"] >= 0.9) & (d["q"] < 0.95)),
+              ("q 0.95-1.00", (d["binary"] == 1) & (d["q"] >= 0.95))]
+    snr_bins = [("S/N<10", snr < 10), ("10-20", (snr >= 10) & (snr < 20)), (">20", snr >= 20)]
+    lines.append("  removed fraction (count) by mass ratio and parallax S/N:")
+    lines.append("  " + " " * 14 + "".join(f"{n:>18s}" for n, _ in snr_bins))
+    for qn, qm in q_bins:
+        cells = []
+        for _, sm in snr_bins:
+            m = trained & qm & sm
+            cells.append(f"{np.mean(removed[m]) if m.any() else float('nan'):10.3f} ({m.sum():5d})")
+        lines.append(f"  {qn:14s}" + "".join(f"{c:>18s}" for c in cells))
+    high = trained & (snr > 20)
+    b09 = high & (d["binary"] == 1) & (d["q"] > 0.9)
+    s = high & (d["binary"] == 0)
+    lines.append(f"  parallax S/N > 20: removed {np.mean(removed[b09]):.3f} of binaries with q > 0.9 (target >= 0.90),"
+                 f" {np.mean(removed[s]):.3f} of single stars (target < 0.05)")
+
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.output, "report.txt"), "w") as out:
+        out.write(text)
+    print(text, end="")
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    axes[0].plot(wavelength, ratio, "o-", ms=3)
+    axes[0].axhspan(0.98, 1.02, color="0.9")
+    axes[0].set(xscale="log", xlabel="wavelength [nm]", ylabel="learned R / truth R (at 550 nm)")
+    shape_rms = np.sqrt((shape ** 2).mean(axis=1))
+    sc = axes[1].scatter(theta[:, 0], logg, c=np.abs(level), s=2, vmin=0, vmax=0.1, cmap="viridis")
+    axes[1].set(xlim=(8000, 3000), ylim=(5.5, 0), xlabel="Teff [K]", ylabel="log g", title="|level| ln ratio")
+    fig.colorbar(sc, ax=axes[1])
+    sc = axes[2].scatter(theta[:, 0], logg, c=shape_rms, s=2, vmin=0, vmax=0.02, cmap="viridis")
+    axes[2].set(xlim=(8000, 3000), ylim=(5.5, 0), xlabel="Teff [K]", title="shape rms")
+    fig.colorbar(sc, ax=axes[2])
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.output, "report.png"), dpi=110)
+
+
+if __name__ == "__main__":
+    main()
