@@ -4,8 +4,10 @@
 
 #include <mpi.h>
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 namespace xps {
 
@@ -28,6 +30,10 @@ private:
 
 int comm_rank(MPI_Comm comm);
 int comm_size(MPI_Comm comm);
+
+// Every rank's values, concatenated in rank order, on every rank. Throws UsageError past 2^31
+// values in total (MPI counts are ints).
+std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& local, MPI_Comm comm);
 
 // Only the I/O rank of `comm` prints (AMReX's Print()); other ranks' messages go through warn().
 std::ostream& io_out(MPI_Comm comm);

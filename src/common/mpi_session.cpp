@@ -1,5 +1,8 @@
 #include "xpstellar/mpi_session.hpp"
 
+#include <limits>
+#include <string>
+#include "xpstellar/error.hpp"
 #include <iostream>
 #include <ostream>
 #include <streambuf>
@@ -30,6 +33,24 @@ int comm_size(MPI_Comm comm) {
   int size = 1;
   MPI_Comm_size(comm, &size);
   return size;
+}
+
+std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& local, MPI_Comm comm) {
+  const int ranks = comm_size(comm);
+  const int local_count = static_cast<int>(local.size());
+  std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets(static_cast<std::size_t>(ranks));
+  MPI_Allgather(&local_count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
+  std::int64_t total = 0;
+  for (int r = 0; r < ranks; ++r) {
+    offsets[static_cast<std::size_t>(r)] = static_cast<int>(total);
+    total += counts[static_cast<std::size_t>(r)];
+  }
+  if (total > std::numeric_limits<int>::max())
+    throw UsageError("all_gather_int64: " + std::to_string(total) + " values exceed MPI's int counts");
+  std::vector<std::int64_t> all(static_cast<std::size_t>(total));
+  MPI_Allgatherv(local.data(), local_count, MPI_INT64_T, all.data(), counts.data(), offsets.data(),
+                 MPI_INT64_T, comm);
+  return all;
 }
 
 namespace {

@@ -51,21 +51,12 @@ std::string format_duration(double seconds) {
   return text;
 }
 
-// Gathers every rank's vector (in rank order) to all ranks.
-std::vector<std::int64_t> all_gather_indices(const std::vector<std::int64_t>& local, MPI_Comm comm) {
-  const int ranks = comm_size(comm);
-  const int local_count = static_cast<int>(local.size());
-  std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets(static_cast<std::size_t>(ranks));
-  MPI_Allgather(&local_count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
-  int total = 0;
-  for (int r = 0; r < ranks; ++r) {
-    offsets[static_cast<std::size_t>(r)] = total;
-    total += counts[static_cast<std::size_t>(r)];
-  }
-  std::vector<std::int64_t> all(static_cast<std::size_t>(total));
-  MPI_Allgatherv(local.data(), local_count, MPI_INT64_T, all.data(), counts.data(), offsets.data(),
-                 MPI_INT64_T, comm);
-  return all;
+PhaseReport start_report(const TrainingPhase& phase) {
+  PhaseReport report;
+  report.name = phase.name;
+  report.kind = phase.kind;
+  report.selection = phase.selection;
+  return report;
 }
 
 // The order of an epoch's batches: a Fisher-Yates shuffle from (seed, phase, epoch).
@@ -381,14 +372,11 @@ void Trainer::after_step(const std::string& checkpoint_dir) {
 }
 
 void Trainer::run_batch_phase(const TrainingPhase& phase, const std::string& checkpoint_dir) {
-  PhaseReport report;
-  report.name = phase.name;
-  report.kind = phase.kind;
-  report.selection = phase.selection;
+  PhaseReport report = start_report(phase);
   const std::vector<std::int64_t> local = selected_local(phase.selection);
   std::vector<std::int64_t> selected_local_canonical(local.size());
   for (std::size_t i = 0; i < local.size(); ++i) selected_local_canonical[i] = local[i] + m_stars.first_row;
-  const std::vector<std::int64_t> selected = all_gather_indices(selected_local_canonical, m_comm);
+  const std::vector<std::int64_t> selected = all_gather_int64(selected_local_canonical, m_comm);
   report.stars = static_cast<std::int64_t>(selected.size());
   if (selected.empty())
     throw UsageError(phase.name + " (" + phase_kind_name(phase.kind) + ", selection " +
@@ -464,10 +452,7 @@ void Trainer::run_batch_phase(const TrainingPhase& phase, const std::string& che
 }
 
 void Trainer::run_stars_phase(const TrainingPhase& phase, const std::string& checkpoint_dir) {
-  PhaseReport report;
-  report.name = phase.name;
-  report.kind = phase.kind;
-  report.selection = phase.selection;
+  PhaseReport report = start_report(phase);
   const std::vector<std::int64_t> local = selected_local(phase.selection);
   std::int64_t count = static_cast<std::int64_t>(local.size());
   MPI_Allreduce(&count, &report.stars, 1, MPI_INT64_T, MPI_SUM, m_comm);
@@ -513,10 +498,7 @@ void Trainer::run_stars_phase(const TrainingPhase& phase, const std::string& che
 }
 
 void Trainer::run_self_cleaning(const TrainingPhase& phase) {
-  PhaseReport report;
-  report.name = phase.name;
-  report.kind = phase.kind;
-  report.selection = phase.selection;
+  PhaseReport report = start_report(phase);
   const auto& c = m_settings.cleaning;
   const int m = m_stars.bands();
   const std::vector<std::int64_t> local = selected_local(StarSelection::all);

@@ -38,6 +38,15 @@ std::string utc_now() {
   return text;
 }
 
+// Work done by rank 0 alone reports its failure to every rank, so that all of them stop together.
+void rethrow_from_root(std::string failure, MPI_Comm comm) {
+  int length = static_cast<int>(failure.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, comm);
+  failure.resize(static_cast<std::size_t>(length));
+  MPI_Bcast(failure.data(), length, MPI_CHAR, 0, comm);
+  if (!failure.empty()) throw IoError(failure);
+}
+
 // Rank 0 receives every rank's `values_per_star` doubles per local star, in canonical order.
 std::vector<double> gather_to_root(const std::vector<double>& local, MPI_Comm comm) {
   const int ranks = comm_size(comm);
@@ -142,11 +151,7 @@ void write_results(const TrainingStars& stars, Trainer& trainer, const TrainingS
       failure = error.what();
     }
   }
-  int length = static_cast<int>(failure.size());
-  MPI_Bcast(&length, 1, MPI_INT, 0, comm);
-  failure.resize(static_cast<std::size_t>(length));
-  MPI_Bcast(failure.data(), length, MPI_CHAR, 0, comm);
-  if (!failure.empty()) throw IoError(failure);
+  rethrow_from_root(failure, comm);
 }
 
 }  // namespace
@@ -224,11 +229,7 @@ TrainingRunSummary run_training(const ParameterSet& parameters, const TrainingRu
       failure = error.what();
     }
   }
-  int length = static_cast<int>(failure.size());
-  MPI_Bcast(&length, 1, MPI_INT, 0, comm);
-  failure.resize(static_cast<std::size_t>(length));
-  MPI_Bcast(failure.data(), length, MPI_CHAR, 0, comm);
-  if (!failure.empty()) throw IoError(failure);
+  rethrow_from_root(failure, comm);
 
   summary.model_path = paths.model_path;
   summary.results_dir = training_results_dir(paths.model_path);

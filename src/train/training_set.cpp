@@ -142,24 +142,6 @@ std::vector<std::int64_t> scan_candidates(const std::vector<std::string>& tables
   return candidates;
 }
 
-std::vector<std::int64_t> all_gather(const std::vector<std::int64_t>& local, MPI_Comm comm) {
-  const int ranks = comm_size(comm);
-  const int local_count = static_cast<int>(local.size());
-  std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets(static_cast<std::size_t>(ranks));
-  MPI_Allgather(&local_count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
-  std::int64_t total = 0;
-  for (int r = 0; r < ranks; ++r) {
-    offsets[static_cast<std::size_t>(r)] = static_cast<int>(total);
-    total += counts[static_cast<std::size_t>(r)];
-  }
-  if (total > std::numeric_limits<int>::max())
-    throw UsageError("more than 2^31 training candidates: split the training tables");
-  std::vector<std::int64_t> all(static_cast<std::size_t>(total));
-  MPI_Allgatherv(local.data(), local_count, MPI_INT64_T, all.data(), counts.data(), offsets.data(),
-                 MPI_INT64_T, comm);
-  return all;
-}
-
 void sum_counts(TrainingSetSummary& s, MPI_Comm comm) {
   std::vector<std::int64_t> values = {s.table_rows, s.unlabelled, s.validation, s.usable,
                                       s.high_quality};
@@ -254,7 +236,7 @@ TrainingStars load_training_stars(const std::vector<std::string>& tables,
   summary = TrainingSetSummary{};
   const std::vector<std::int64_t> local_candidates =
       scan_candidates(tables, layout, settings.data, rank, ranks, summary);
-  std::vector<std::int64_t> order = all_gather(local_candidates, comm);
+  std::vector<std::int64_t> order = all_gather_int64(local_candidates, comm);
   std::sort(order.begin(), order.end());  // table-major, then row: the canonical order
 
   stars.total = static_cast<std::int64_t>(order.size());
