@@ -17,6 +17,7 @@
 
 #include <Eigen/Dense>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,8 +27,14 @@
 
 namespace xps {
 
+struct StarTable;
+
+// Whether row `row` of a star table carries spectroscopic labels (any of Teff, logg, [Fe/H]).
+bool has_labels(const StarTable& table, std::size_t row);
+
 // Whether a star belongs to the validation part of the split: a SplitMix64 hash of
-// (source_id + salt * golden ratio) mapped to [0, 1) is below `fraction`. tools/ reproduce it.
+// (source_id + salt * golden ratio) mapped to [0, 1) is below `fraction` (never for fraction 0).
+// tools/ reproduce it.
 bool is_validation_star(std::int64_t source_id, double fraction, std::uint64_t salt);
 
 // Why a labelled star is not trained on. The first four are decided from the cheap columns before

@@ -222,6 +222,26 @@ Handle open_attribute(hid_t object, const std::string& name, const std::string& 
                         path + "@" + name, "cannot open attribute");
 }
 
+// Reads a scalar numeric attribute, converted by HDF5 into `memory_type`. Integer attributes are
+// always accepted; floating-point ones only when `accept_float`.
+void read_scalar_numeric_attribute(hid_t object, const std::string& name, bool accept_float,
+                                   hid_t memory_type, void* value, const std::string& file,
+                                   const std::string& path) {
+  Handle attribute = open_attribute(object, name, file, path);
+  const std::string where = path + "@" + name;
+  Handle type = checked_handle(H5Aget_type(attribute.get()), H5Tclose, file, where,
+                               "cannot get attribute type");
+  Handle space = checked_handle(H5Aget_space(attribute.get()), H5Sclose, file, where,
+                                "cannot get attribute space");
+  const H5T_class_t type_class = H5Tget_class(type.get());
+  const bool numeric = type_class == H5T_INTEGER || (accept_float && type_class == H5T_FLOAT);
+  if (!numeric || H5Sget_simple_extent_npoints(space.get()) != 1) {
+    throw_io(file, where,
+             accept_float ? "expected a scalar numeric attribute" : "expected a scalar integer attribute");
+  }
+  check(H5Aread(attribute.get(), memory_type, value), file, where, "cannot read attribute");
+}
+
 }  // namespace
 
 void Object::write_attribute(const std::string& name, std::int32_t value) {
@@ -245,36 +265,14 @@ void Object::write_attribute(const std::string& name, double value) {
 }
 
 double Object::read_double_attribute(const std::string& name) const {
-  Handle attribute = open_attribute(id(), name, file_name(), m_path);
-  const std::string where = m_path + "@" + name;
-  Handle type = checked_handle(H5Aget_type(attribute.get()), H5Tclose, file_name(), where,
-                               "cannot get attribute type");
-  Handle space = checked_handle(H5Aget_space(attribute.get()), H5Sclose, file_name(), where,
-                                "cannot get attribute space");
-  const H5T_class_t type_class = H5Tget_class(type.get());
-  if ((type_class != H5T_FLOAT && type_class != H5T_INTEGER) ||
-      H5Sget_simple_extent_npoints(space.get()) != 1) {
-    throw_io(file_name(), where, "expected a scalar numeric attribute");
-  }
   double value = 0;
-  check(H5Aread(attribute.get(), H5T_NATIVE_DOUBLE, &value), file_name(), where,
-        "cannot read attribute");
+  read_scalar_numeric_attribute(id(), name, true, H5T_NATIVE_DOUBLE, &value, file_name(), m_path);
   return value;
 }
 
 std::int64_t Object::read_integer_attribute(const std::string& name) const {
-  Handle attribute = open_attribute(id(), name, file_name(), m_path);
-  const std::string where = m_path + "@" + name;
-  Handle type = checked_handle(H5Aget_type(attribute.get()), H5Tclose, file_name(), where,
-                               "cannot get attribute type");
-  Handle space = checked_handle(H5Aget_space(attribute.get()), H5Sclose, file_name(), where,
-                                "cannot get attribute space");
-  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1) {
-    throw_io(file_name(), where, "expected a scalar integer attribute");
-  }
   std::int64_t value = 0;
-  check(H5Aread(attribute.get(), H5T_NATIVE_INT64, &value), file_name(), where,
-        "cannot read attribute");
+  read_scalar_numeric_attribute(id(), name, false, H5T_NATIVE_INT64, &value, file_name(), m_path);
   return value;
 }
 
@@ -631,18 +629,9 @@ void write_u64_attribute(Object& object, const std::string& name, std::uint64_t 
 }
 
 std::uint64_t read_u64_attribute(const Object& object, const std::string& name) {
-  Handle attribute = open_attribute(object.id(), name, object.file_name(), object.path());
-  const std::string where = object.path() + "@" + name;
-  Handle type = checked_handle(H5Aget_type(attribute.get()), H5Tclose, object.file_name(), where,
-                               "cannot get attribute type");
-  Handle space = checked_handle(H5Aget_space(attribute.get()), H5Sclose, object.file_name(), where,
-                                "cannot get attribute space");
-  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1) {
-    throw_io(object.file_name(), where, "expected a scalar integer attribute");
-  }
   std::uint64_t value = 0;
-  check(H5Aread(attribute.get(), H5T_NATIVE_UINT64, &value), object.file_name(), where,
-        "cannot read attribute");
+  read_scalar_numeric_attribute(object.id(), name, false, H5T_NATIVE_UINT64, &value,
+                                object.file_name(), object.path());
   return value;
 }
 

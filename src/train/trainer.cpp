@@ -59,6 +59,16 @@ PhaseReport start_report(const TrainingPhase& phase) {
   return report;
 }
 
+// `rows` cut into consecutive blocks of at most `block` rows (the last may be shorter).
+std::vector<std::vector<std::int64_t>> split_into_blocks(const std::vector<std::int64_t>& rows,
+                                                         std::size_t block) {
+  std::vector<std::vector<std::int64_t>> blocks;
+  for (std::size_t first = 0; first < rows.size(); first += block)
+    blocks.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(first),
+                        rows.begin() + static_cast<std::ptrdiff_t>(std::min(first + block, rows.size())));
+  return blocks;
+}
+
 // The order of an epoch's batches: a Fisher-Yates shuffle from (seed, phase, epoch).
 void shuffle_for_epoch(std::vector<std::int64_t>& order, std::uint64_t seed, int phase,
                        std::int64_t epoch) {
@@ -462,12 +472,8 @@ void Trainer::run_stars_phase(const TrainingPhase& phase, const std::string& che
   if (m_rank == 0)
     std::cout << phase.name << ": stars on " << report.stars << " " << selection_name(phase.selection)
               << " stars, " << phase.steps << " steps each" << std::endl;
-  const auto block = static_cast<std::size_t>(m_settings.batch_size);
-  const std::size_t blocks = (local.size() + block - 1) / block;
-  std::vector<std::vector<std::int64_t>> block_rows(blocks);
-  for (std::size_t b = 0; b < blocks; ++b)
-    block_rows[b].assign(local.begin() + static_cast<std::ptrdiff_t>(b * block),
-                         local.begin() + static_cast<std::ptrdiff_t>(std::min((b + 1) * block, local.size())));
+  const auto block_rows = split_into_blocks(local, static_cast<std::size_t>(m_settings.batch_size));
+  const std::size_t blocks = block_rows.size();
   const auto start = Clock::now();
   auto last_log = start;
   const std::int64_t first_step = m_position.step_in_phase;
@@ -502,13 +508,10 @@ void Trainer::run_self_cleaning(const TrainingPhase& phase) {
   const auto& c = m_settings.cleaning;
   const int m = m_stars.bands();
   const std::vector<std::int64_t> local = selected_local(StarSelection::all);
-  const auto block = static_cast<std::size_t>(m_settings.batch_size);
+  const std::uint8_t rule = removal_bits(c.rule);
   std::int64_t counts[5] = {static_cast<std::int64_t>(local.size()), 0, 0, 0, 0};
   Workspace& w = m_workspaces[0];
-  std::vector<std::int64_t> rows;
-  for (std::size_t first = 0; first < local.size(); first += block) {
-    rows.assign(local.begin() + static_cast<std::ptrdiff_t>(first),
-                local.begin() + static_cast<std::ptrdiff_t>(std::min(first + block, local.size())));
+  for (const auto& rows : split_into_blocks(local, static_cast<std::size_t>(m_settings.batch_size))) {
     evaluate_block(rows, w, false, false);
     for (std::size_t j = 0; j < rows.size(); ++j) {
       const auto i = static_cast<Eigen::Index>(rows[j]);
@@ -532,7 +535,6 @@ void Trainer::run_self_cleaning(const TrainingPhase& phase) {
       const double logg_pull = (p(2) - m_stars.label(2, i)) / m_stars.label_error(2, i);
       if (logg_pull * logg_pull + parallax_pull * parallax_pull > c.joint_sigma * c.joint_sigma)
         flags |= outlier_joint;
-      const std::uint8_t rule = removal_bits(c.rule);
       // Every criterion is recorded; only the configured rule's bits remove the star.
       m_slice.outlier[static_cast<std::size_t>(i)] = flags;
       counts[1] += (flags & outlier_labels_parallax) != 0;
@@ -587,12 +589,8 @@ void Trainer::run(const std::string& checkpoint_dir) {
 Eigen::VectorXd Trainer::star_chi_square() {
   Eigen::VectorXd chi2 = Eigen::VectorXd::Constant(m_stars.size(), nan);
   const std::vector<std::int64_t> local = selected_local(StarSelection::all);
-  const auto block = static_cast<std::size_t>(m_settings.batch_size);
   Workspace& w = m_workspaces[0];
-  std::vector<std::int64_t> rows;
-  for (std::size_t first = 0; first < local.size(); first += block) {
-    rows.assign(local.begin() + static_cast<std::ptrdiff_t>(first),
-                local.begin() + static_cast<std::ptrdiff_t>(std::min(first + block, local.size())));
+  for (const auto& rows : split_into_blocks(local, static_cast<std::size_t>(m_settings.batch_size))) {
     evaluate_block(rows, w, false, false);
     for (std::size_t j = 0; j < rows.size(); ++j)
       chi2(static_cast<Eigen::Index>(rows[j])) = w.chi_square(static_cast<Eigen::Index>(j));

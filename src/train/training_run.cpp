@@ -115,11 +115,8 @@ void write_results(const TrainingStars& stars, Trainer& trainer, const TrainingS
         table.resize(cheap.rows());
         table.source_id = cheap.source_id;
         for (std::size_t r = 0; r < cheap.rows(); ++r) {
-          const bool labelled = !(std::isnan(cheap.labels.teff[r]) && std::isnan(cheap.labels.logg[r]) &&
-                                  std::isnan(cheap.labels.feh[r]));
-          if (!labelled) continue;
-          const bool held_out = settings.data.validation_fraction > 0 &&
-                                is_validation_star(cheap.source_id[r], settings.data.validation_fraction,
+          if (!has_labels(cheap, r)) continue;
+          const bool held_out = is_validation_star(cheap.source_id[r], settings.data.validation_fraction,
                                                    settings.data.split_salt);
           table.role[r] = static_cast<std::uint8_t>(held_out ? TrainingRole::validation : TrainingRole::excluded);
         }

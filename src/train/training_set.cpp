@@ -32,6 +32,11 @@ const char* exclusion_name(Exclusion reason) {
   return "?";
 }
 
+bool has_labels(const StarTable& table, std::size_t row) {
+  return !(std::isnan(table.labels.teff[row]) && std::isnan(table.labels.logg[row]) &&
+           std::isnan(table.labels.feh[row]));
+}
+
 std::string format_training_set_summary(const TrainingSetSummary& s) {
   std::ostringstream out;
   out << "training set: " << s.table_rows << " table rows, " << s.unlabelled << " without labels, "
@@ -67,11 +72,6 @@ Exclusion label_check(const StarTable& t, std::size_t i, const TrainingDataSetti
   return Exclusion::none;
 }
 
-bool has_labels(const StarTable& t, std::size_t i) {
-  return !(std::isnan(t.labels.teff[i]) && std::isnan(t.labels.logg[i]) &&
-           std::isnan(t.labels.feh[i]));
-}
-
 Exclusion from_whitening(WhiteningStatus status) {
   switch (status) {
     case WhiteningStatus::ok: return Exclusion::none;
@@ -96,13 +96,11 @@ TableLayout read_layout(const std::vector<std::string>& tables) {
   for (std::size_t t = 0; t < tables.size(); ++t) {
     const StarTableInfo info = read_star_table_info(tables[t]);
     layout.rows.push_back(info.rows);
-    if (t == 0 || layout.wavelength_nm.empty()) {
+    if (t == 0) {
       const StarTable head = read_star_table_rows(tables[t], 0, 0, {false, true});
-      if (t == 0) {
-        layout.wavelength_nm = head.wavelength_nm;
-        layout.band_names = head.band_names;
-        if (head.has_truth) layout.truth_extinction_R = head.truth.extinction_R;
-      }
+      layout.wavelength_nm = head.wavelength_nm;
+      layout.band_names = head.band_names;
+      if (head.has_truth) layout.truth_extinction_R = head.truth.extinction_R;
     } else if (info.bands != layout.wavelength_nm.size()) {
       throw UsageError(tables[t] + ": " + std::to_string(info.bands) + " bands, but " + tables[0] +
                        " has " + std::to_string(layout.wavelength_nm.size()));
@@ -127,8 +125,7 @@ std::vector<std::int64_t> scan_candidates(const std::vector<std::string>& tables
       for (std::size_t i = 0; i < count; ++i) {
         if (!has_labels(chunk, i)) {
           ++counts.unlabelled;
-        } else if (is_validation_star(chunk.source_id[i], d.validation_fraction, d.split_salt) &&
-                   d.validation_fraction > 0) {
+        } else if (is_validation_star(chunk.source_id[i], d.validation_fraction, d.split_salt)) {
           ++counts.validation;
         } else if (const Exclusion reason = label_check(chunk, i, d); reason != Exclusion::none) {
           ++counts.excluded[static_cast<std::size_t>(reason)];
