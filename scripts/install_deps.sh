@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config
           openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
           libeigen3-dev libboost-program-options-dev libgtest-dev libhealpix-cxx-dev
-          python3 python3-numpy python3-scipy python3-h5py python3-matplotlib python3-healpy python3-extinction python3-sklearn)
+          python3 python3-numpy python3-scipy python3-h5py python3-matplotlib python3-healpy python3-extinction python3-sklearn python3-astropy)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(python3-torch); fi
 
 missing=()

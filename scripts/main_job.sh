@@ -1,14 +1,45 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: builds, then generates the default mock survey with
-# 2 MPI ranks (later stages will train, infer and validate here) and prints the summary.
+# The main job on the embedded default, the whole chain on 2 MPI ranks:
+#   mock surveys -> train (config/train_fast.ini) -> infer -> validation report.
+# A labelled training sample (config/mock_training.ini, 40,000 stars) trains the model; inference
+# then runs on all of it (the 20 % validation stars are inferred without their labels) and on the
+# default survey (config/mock_default.ini); one partition is also fitted with the paper's optimiser
+# for the comparison in the report. Outputs under $XPS_OUTPUT (default out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 ranks="${XPS_RANKS:-2}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 mpirun_flags=(--oversubscribe)
 [[ $(id -u) -eq 0 ]] && mpirun_flags+=(--allow-run-as-root)
+run() { mpirun "${mpirun_flags[@]}" -np "$ranks" "$@"; }
 output="${XPS_OUTPUT:-out}"
-rm -rf "$output/mock"
-echo "== mock survey (config/mock_default.ini, $ranks ranks) -> $output/mock"
-mpirun "${mpirun_flags[@]}" -np "$ranks" build/bin/xps_mock --config config/mock_default.ini --output "$output/mock"
-echo "== done: star tables in $output/mock/ (schema docs/star_table.md, model docs/mock.md)"
+training_stars="${XPS_TRAINING_STARS:-40000}"
+rm -rf "$output/mock" "$output/training" "$output/model.h5" "$output/model_training" "$output/checkpoints" \
+       "$output/catalog" "$output/catalog_survey" "$output/catalog_paper" "$output/validation"
+started=$(date +%s)
+
+echo "== 1/5 mock surveys ($ranks ranks): default survey -> $output/mock, labelled sample -> $output/training"
+run build/bin/xps_mock --config config/mock_default.ini --output "$output/mock"
+run build/bin/xps_mock --config config/mock_training.ini --stars "$training_stars" --output "$output/training"
+
+echo "== 2/5 training (config/train_fast.ini) -> $output/model.h5"
+run build/bin/xps_train --config config/train_fast.ini --stars "$output/training" \
+  --output "$output/model.h5" --checkpoint-dir "$output/checkpoints"
+
+echo "== 3/5 inference (fast optimiser) -> $output/catalog, $output/catalog_survey"
+run build/bin/xps_infer --model "$output/model.h5" --stars "$output/training" --output "$output/catalog"
+run build/bin/xps_infer --model "$output/model.h5" --stars "$output/mock" --output "$output/catalog_survey"
+
+echo "== 4/5 the paper's optimiser on two partitions -> $output/catalog_paper"
+run build/bin/xps_infer --model "$output/model.h5" --stars "$output/training" --output "$output/catalog_paper" \
+  --optimizer paper --partitions 0:2
+
+echo "== 5/5 validation report -> $output/validation"
+/usr/bin/python3 tools/validate.py --stars "$output/training" --catalogs "$output/catalog" \
+  --compare-catalogs "$output/catalog_paper" --output "$output/validation"
+
+echo "== done in $(( $(date +%s) - started )) s (after the build)"
+echo "   model:      $output/model.h5 (docs/model_file.md)"
+echo "   catalogs:   $output/catalog/ (training sample), $output/catalog_survey/ (default survey); docs/catalog.md"
+echo "   validation: $output/validation/validation_report.txt and validation.png"

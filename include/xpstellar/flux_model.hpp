@@ -95,4 +95,14 @@ void flux_model_backward(const FluxModel& model, const StarBatch& stars,
 Eigen::MatrixXd flux_model_jacobian(const FluxModel& model, const StarBatch& stars,
                                     const FluxModelWorkspace& workspace, Eigen::Index index);
 
+// The same into `jacobian`, with the tangents kept in `scratch`: no allocation once both have
+// their sizes (the inference optimiser's loop).
+struct FluxJacobianWorkspace {
+  Eigen::MatrixXd tangent, next_tangent;
+  Eigen::VectorXd slope;
+};
+void flux_model_jacobian(const FluxModel& model, const StarBatch& stars,
+                         const FluxModelWorkspace& workspace, Eigen::Index index,
+                         FluxJacobianWorkspace& scratch, Eigen::MatrixXd& jacobian);
+
 }  // namespace xps

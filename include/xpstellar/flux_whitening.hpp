@@ -4,7 +4,9 @@
 // with f_BP = w_BP . f and f_RP = w_RP . f (the converter's merge weights), the 2MASS bands keep
 // their variances, the unWISE bands get a relative error added in quadrature, and missing bands
 // drop out. Then C = U D U^T, D is clipped from below, and L = D^-1/2 U^T, so that
-// chi^2 = |L (f_pred - f_obs)|^2. L is stored as a full M x M matrix in float32 whose rows beyond
+// chi^2 = |L (f_pred - f_obs)|^2. When no eigenvalue can be below the floor (trace C^-1 < 1/floor)
+// the clip is a no-op and L is the inverse Cholesky factor instead, which gives the same chi^2 at a
+// fifth of the cost. L is stored as a full M x M matrix in float32 whose rows beyond
 // the present bands, and whose columns at missing bands, are zero.
 #pragma once
 
@@ -59,8 +61,10 @@ public:
   // One star: `flux` [M] and `packed_covariance` [M(M+1)/2] as in a star table. Writes
   // `whitening` [M x M, row-major] and `flux_for_fit` [M] (missing bands set to 0 so that products
   // with the zero columns of L stay 0) and returns the status; on failure the outputs are zero.
+  // If `variance` is not null it receives the inflated variance of each band [M] (infinity where
+  // missing, and everywhere on failure).
   WhiteningStatus whiten(const float* flux, const float* packed_covariance, float* whitening,
-                         float* flux_for_fit) const;
+                         float* flux_for_fit, float* variance = nullptr) const;
 
   // The inflated covariance of the present bands (for tests and diagnostics), [M x M] row-major,
   // NaN in rows and columns of missing bands.

@@ -35,6 +35,9 @@ int comm_size(MPI_Comm comm);
 // values in total (MPI counts are ints).
 std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& local, MPI_Comm comm);
 
+// Rank 0's `text` on every rank.
+void broadcast_string(std::string& text, MPI_Comm comm);
+
 // Only the I/O rank of `comm` prints (AMReX's Print()); other ranks' messages go through warn().
 std::ostream& io_out(MPI_Comm comm);
 // Warnings from any rank, tagged with the rank, on stderr.

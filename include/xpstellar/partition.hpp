@@ -22,6 +22,7 @@ std::int64_t healpix_pixel_count(int level);
 
 // `stars_<level>_<pixel>.h5` and `catalog_<level>_<pixel>.h5`
 std::string star_table_file_name(int level, std::int64_t pixel);
+std::string catalog_file_name(int level, std::int64_t pixel);
 // Every star_table file in `directory`, sorted by pixel. Throws IoError if it cannot be listed.
 std::vector<std::string> list_star_tables(const std::string& directory);
 

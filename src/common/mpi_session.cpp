@@ -53,6 +53,15 @@ std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& loca
   return all;
 }
 
+void broadcast_string(std::string& text, MPI_Comm comm) {
+  std::uint64_t size = text.size();
+  MPI_Bcast(&size, 1, MPI_UINT64_T, 0, comm);
+  text.resize(size);
+  if (size > static_cast<std::uint64_t>(std::numeric_limits<int>::max()))
+    throw UsageError("broadcast_string: " + std::to_string(size) + " bytes exceed MPI's int counts");
+  MPI_Bcast(text.data(), static_cast<int>(size), MPI_CHAR, 0, comm);
+}
+
 namespace {
 class NullBuffer : public std::streambuf {
 protected:

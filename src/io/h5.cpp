@@ -264,6 +264,14 @@ void Object::write_attribute(const std::string& name, double value) {
                          m_path);
 }
 
+void Object::write_text_attribute(const std::string& name, const std::string& value) {
+  Handle type = variable_string_type(file_name(), m_path);
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), file_name(), m_path,
+        "cannot set string character set");
+  const char* text = value.c_str();
+  write_scalar_attribute(id(), name, type.get(), type.get(), &text, file_name(), m_path);
+}
+
 double Object::read_double_attribute(const std::string& name) const {
   double value = 0;
   read_scalar_numeric_attribute(id(), name, true, H5T_NATIVE_DOUBLE, &value, file_name(), m_path);
@@ -456,10 +464,23 @@ Dataset Group::create_dataset(const std::string& name, const Dims& shape, const 
   if (shape.empty()) throw_io(file_name(), path, "a dataset needs at least one dimension");
   Dims max_shape = shape;
   Handle properties = creation_properties(H5P_DATASET_CREATE, file_name(), path);
-  if (layout.chunk_rows > 0) {
+  if (layout.preallocate) {
+    if (layout.chunk_rows > 0 && layout.deflate_level > 0)
+      throw_io(file_name(), path, "a preallocated dataset cannot be compressed");
+    check(H5Pset_alloc_time(properties.get(), H5D_ALLOC_TIME_EARLY), file_name(), path,
+          "cannot ask for early allocation");
+    check(H5Pset_fill_time(properties.get(), H5D_FILL_TIME_NEVER), file_name(), path,
+          "cannot turn off fill values");
+  }
+  // An empty preallocated dataset stays contiguous: a chunk cannot be empty.
+  if (layout.chunk_rows > 0 && !(layout.preallocate && shape[0] == 0)) {
     Dims chunk = shape;
     chunk[0] = layout.chunk_rows;
-    max_shape[0] = H5S_UNLIMITED;
+    if (layout.preallocate) {
+      chunk[0] = std::min<hsize_t>(chunk[0], shape[0]);  // a fixed extent bounds the chunk
+    } else {
+      max_shape[0] = H5S_UNLIMITED;
+    }
     for (std::size_t i = 1; i < shape.size(); ++i) {
       // A chunk dimension must be at least 1 and may exceed the extent only along unlimited axes.
       if (shape[i] == 0) max_shape[i] = H5S_UNLIMITED;

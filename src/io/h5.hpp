@@ -74,6 +74,8 @@ public:
   void write_attribute(const std::string& name, std::int64_t value);
   void write_attribute(const std::string& name, const std::string& value);  // fixed-length ASCII
   void write_attribute(const std::string& name, double value);  // IEEE float64
+  // Variable-length UTF-8, which h5py reads as str (a fixed-length ASCII one reads as bytes).
+  void write_text_attribute(const std::string& name, const std::string& value);
   // Any integer attribute, converted by HDF5 (throws if it is missing or not an integer).
   std::int64_t read_integer_attribute(const std::string& name) const;
   // Any numeric (floating-point or integer) attribute, converted to double by HDF5.
@@ -126,6 +128,10 @@ struct Layout {
   // Level 1: the noise-dominated float mantissas of fluxes and covariances compress to ~78 % at
   // level 1 and ~75 % at level 4, at a fraction of the time. 0: no filters at all.
   int deflate_level = 1;
+  // Fixed extent, storage allocated when the dataset is created and never filled, so that blocks
+  // of rows written in any order leave the same bytes. Unfiltered only (deflate_level 0): a
+  // filtered chunk moves whenever it is rewritten. A chunk is at most the extent.
+  bool preallocate = false;
 };
 
 class Group : public Object {

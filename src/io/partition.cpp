@@ -79,6 +79,10 @@ std::string star_table_file_name(int level, std::int64_t pixel) {
   return "stars_" + std::to_string(level) + "_" + std::to_string(pixel) + ".h5";
 }
 
+std::string catalog_file_name(int level, std::int64_t pixel) {
+  return "catalog_" + std::to_string(level) + "_" + std::to_string(pixel) + ".h5";
+}
+
 std::vector<std::string> list_star_tables(const std::string& directory) {
   static const std::regex pattern(R"(stars_(\d{1,2})_(\d{1,19})\.h5)");
   struct Entry {

@@ -170,13 +170,6 @@ RowRange rank_row_range(std::size_t local_rows, MPI_Comm comm) {
   return range;
 }
 
-void broadcast_string(std::string& text, MPI_Comm comm) {
-  std::uint64_t size = text.size();
-  MPI_Bcast(&size, 1, MPI_UINT64_T, 0, comm);
-  text.resize(size);
-  MPI_Bcast(text.data(), static_cast<int>(size), MPI_CHAR, 0, comm);
-}
-
 // What every rank writes identically (attributes are collective), taken from rank 0.
 struct TableMetadata {
   std::int32_t healpix_level = 0;

@@ -314,25 +314,36 @@ void flux_model_backward(const FluxModel& model, const StarBatch& stars,
   }
 }
 
-Eigen::MatrixXd flux_model_jacobian(const FluxModel& model, const StarBatch& stars,
-                                    const FluxModelWorkspace& ws, Eigen::Index index) {
+void flux_model_jacobian(const FluxModel& model, const StarBatch& stars,
+                         const FluxModelWorkspace& ws, Eigen::Index index,
+                         FluxJacobianWorkspace& jw, Eigen::MatrixXd& jacobian) {
   const FluxNetwork& net = model.network;
   // Forward-mode: the tangent of every layer's output with respect to Theta.
-  Eigen::MatrixXd tangent = net.input_scale.cwiseInverse().asDiagonal();
+  jw.tangent = net.input_scale.cwiseInverse().asDiagonal();
   for (int k = 0; k < net.layers() - 1; ++k) {
     const auto ku = static_cast<std::size_t>(k);
-    const Eigen::VectorXd slope = slopes(net.activation, ws.pre_activation[ku].col(index),
-                                         ws.activation[ku + 1].col(index));
-    tangent = slope.asDiagonal() * (net.weight[ku] * tangent);
+    const auto z = ws.pre_activation[ku].col(index);
+    const auto a = ws.activation[ku + 1].col(index);
+    jw.slope.resize(z.size());
+    for (Eigen::Index i = 0; i < z.size(); ++i) jw.slope(i) = activation_slope(net.activation, z(i), a(i));
+    jw.next_tangent.noalias() = net.weight[ku] * jw.tangent;
+    jw.tangent.noalias() = jw.slope.asDiagonal() * jw.next_tangent;
   }
-  const Eigen::MatrixXd ln_flux_tangent = net.weight.back() * tangent;  // [M x 3]
-  const Eigen::VectorXd flux = ws.flux.col(index);
+  jw.next_tangent.noalias() = net.weight.back() * jw.tangent;  // d ln f / d Theta [M x 3]
+  const auto flux = ws.flux.col(index);
   const double extinction = std::exp(stars.ln_E[index]);
-  Eigen::MatrixXd jacobian(flux.size(), model.use_xi ? 6 : 5);
-  jacobian.leftCols(3) = flux.asDiagonal() * ln_flux_tangent;
+  jacobian.resize(flux.size(), model.use_xi ? 6 : 5);
+  jacobian.leftCols(3).noalias() = flux.asDiagonal() * jw.next_tangent;
   jacobian.col(3) = 2.0 * flux;
   jacobian.col(4) = -extinction * ws.effective_R.col(index).cwiseProduct(flux);
   if (model.use_xi) jacobian.col(5) = -extinction * model.extinction_R1.cwiseProduct(flux);
+}
+
+Eigen::MatrixXd flux_model_jacobian(const FluxModel& model, const StarBatch& stars,
+                                    const FluxModelWorkspace& ws, Eigen::Index index) {
+  FluxJacobianWorkspace jw;
+  Eigen::MatrixXd jacobian;
+  flux_model_jacobian(model, stars, ws, index, jw, jacobian);
   return jacobian;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 #include <string_view>
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -135,19 +136,38 @@ std::vector<double> FluxWhitening::inflated_covariance(const float* flux,
 // The eigen decomposition dominates the cost (~K^3); the few small allocations here are noise
 // next to it, and whitening happens once per star at load time.
 WhiteningStatus FluxWhitening::whiten(const float* flux, const float* packed, float* whitening,
-                                      float* flux_for_fit) const {
+                                      float* flux_for_fit, float* variance) const {
   const std::size_t m = bands();
   std::fill(whitening, whitening + m * m, 0.0f);
   std::fill(flux_for_fit, flux_for_fit + m, 0.0f);
+  if (variance) std::fill(variance, variance + m, std::numeric_limits<float>::infinity());
   const PresentBands present = find_present_bands(flux, packed, m);
   if (present.status != WhiteningStatus::ok) return present.status;
 
   const std::vector<double> full = inflated_covariance(flux, packed);
+  if (variance)
+    for (std::size_t i : present.index) variance[i] = static_cast<float>(full[i * m + i]);
   const auto k = static_cast<Eigen::Index>(present.index.size());
   Eigen::MatrixXd covariance(k, k);
   for (Eigen::Index a = 0; a < k; ++a)
     for (Eigen::Index b = 0; b < k; ++b)
       covariance(a, b) = full[present.index[a] * m + present.index[b]];
+  // Fast path: W = chol(C)^-1 whitens exactly like D^-1/2 U^T (both have W^T W = C^-1), and when
+  // trace(C^-1) = |W|_F^2 < 1 / floor every eigenvalue is above the floor, so clipping would change
+  // nothing. About five times cheaper than the eigen decomposition.
+  const Eigen::LLT<Eigen::MatrixXd> cholesky(covariance);
+  if (cholesky.info() == Eigen::Success) {
+    Eigen::MatrixXd inverse_factor = Eigen::MatrixXd::Identity(k, k);
+    cholesky.matrixL().solveInPlace(inverse_factor);
+    if (inverse_factor.allFinite() && inverse_factor.squaredNorm() * m_inflation.eigen_floor < 1.0) {
+      for (Eigen::Index row = 0; row < k; ++row)
+        for (Eigen::Index a = 0; a <= row; ++a)
+          whitening[static_cast<std::size_t>(row) * m + present.index[a]] =
+              static_cast<float>(inverse_factor(row, a));
+      for (std::size_t i : present.index) flux_for_fit[i] = flux[i];
+      return WhiteningStatus::ok;
+    }
+  }
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(covariance);
   const Eigen::VectorXd& values = eigen.eigenvalues();
   if (eigen.info() != Eigen::Success || !values.allFinite() ||

@@ -47,6 +47,8 @@ diff <(strip "$XPS_SOURCE/config/mock_default.ini") <(strip "$XPS_WORK/xps_mock.
   { cat "$XPS_WORK/ini.diff"; fail "config/mock_default.ini differs from the built-in defaults"; }
 diff <(strip "$XPS_SOURCE/config/train_paper.ini") <(strip "$XPS_WORK/xps_train.ini") > "$XPS_WORK/ini.diff" ||
   { cat "$XPS_WORK/ini.diff"; fail "config/train_paper.ini differs from the built-in defaults (the paper's recipe)"; }
+diff <(strip "$XPS_SOURCE/config/infer_paper.ini") <(strip "$XPS_WORK/xps_infer.ini") > "$XPS_WORK/ini.diff" ||
+  { cat "$XPS_WORK/ini.diff"; fail "config/infer_paper.ini differs from the built-in defaults"; }
 # DESIGN §5 command line as written.
 "${MPIRUN[@]}" -np 2 "$mock" --output "$XPS_WORK/design" --stars 200 --seed 3 --healpix-level 0 > /dev/null
 ls "$XPS_WORK"/design/stars_0_*.h5 > /dev/null || fail "DESIGN §5 command line wrote no stars_0_*.h5"

@@ -1,0 +1,65 @@
+// The declared parameters of inference (DESIGN §1.5): starting grid, optimisers, quality flags,
+// the parallax zero point and streaming. Every number is a configuration key with the paper's
+// value as default (config/infer.ini lists them); the covariance inflation is not here: inference
+// uses the one stored in the model file, the one the model was trained with.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace xps {
+class ParameterSet;
+
+struct StartSettings {
+  int gmm_samples = 512;          // Theta templates drawn from the prior
+  double E_min = 0.01, E_max = 10;  // geometric E grid
+  double E_step_dex = 0.05;
+  double ratio_min_nm = 592, ratio_max_nm = 782;  // parallax guess from the flux ratio here
+  int rescore = 8;                // best screened starts re-scored with the full loss
+  std::uint64_t seed = 1;         // of the template draw
+};
+
+enum class OptimizerKind { fast, paper };
+
+struct FastOptimizerSettings {  // Levenberg-Marquardt on (Theta, ln parallax, ln E[, xi])
+  int starts = 3;                 // best starts fitted; the lowest final loss wins
+  int max_iterations = 100;
+  double initial_damping = 1e-3;
+  double decrement_tolerance = 1e-6;  // converged: g^T H^-1 g / 2 below this (loss units)
+};
+
+struct PaperOptimizerSettings {  // DESIGN §1.5, the paper's procedure
+  double adam_lr = 0.01;
+  std::int64_t adam_steps = 8192;
+  std::int64_t adam_decay_every = 768;
+  double adam_decay_factor = 0.5;
+  int sgd_rounds = 8;
+  std::int64_t sgd_steps = 12288;
+  double sgd_lr = 1e-5;              // round n uses sgd_lr / 2^(n-1)
+  std::int64_t sgd_halve_every = 4096;
+  double stop_fraction = 0.001;      // stop the rounds when fewer stars remain non-PD
+};
+
+struct QualityFlagSettings {
+  double chi2_dof_max = 2;       // bit 3
+  double parallax_pull_max = 10;  // bit 5
+};
+
+struct InferenceSettings {
+  double parallax_zero_point = -0.017;  // mas, subtracted from the measured parallax
+  double xi_prior_sigma = 0;            // Gaussian prior on xi; 0 = flat (as in training)
+  double E_limit = 30;                  // mag; the fit's domain ends here
+  std::int64_t chunk_stars = 4096;      // stars read, fitted and written at a time
+  double log_interval_seconds = 10;
+  OptimizerKind optimizer = OptimizerKind::fast;
+  StartSettings start;
+  FastOptimizerSettings fast;
+  PaperOptimizerSettings paper;
+  QualityFlagSettings flags;
+};
+
+void declare_inference_parameters(ParameterSet& parameters);
+InferenceSettings read_inference_parameters(const ParameterSet& parameters);
+const char* optimizer_name(OptimizerKind kind);
+
+}  // namespace xps

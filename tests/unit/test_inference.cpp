@@ -1,0 +1,269 @@
+// Inference (src/infer): the loss and its derivatives against finite differences, the Fisher
+// covariances against direct inverses, the starting grid and both optimisers on stars made from
+// the model itself.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "model_file_fixture.hpp"
+#include "xpstellar/error.hpp"
+#include "xpstellar/fisher.hpp"
+#include "xpstellar/inference_loss.hpp"
+#include "xpstellar/inference_run.hpp"
+#include "xpstellar/inference_start.hpp"
+#include "xpstellar/star_fit.hpp"
+#include "xpstellar/star_inference.hpp"
+#include "xpstellar/star_table.hpp"
+
+namespace xps {
+namespace {
+
+// A one-row star table holding the model's own flux for (theta, parallax, E, xi), with a diagonal
+// covariance of `relative_error` and the measured parallax given.
+StarTable star_from_model(const ModelFile& file, const Eigen::Vector3d& theta, double parallax, double E,
+                          double xi, double relative_error, double measured_parallax,
+                          double parallax_error) {
+  StarBatch batch;
+  batch.theta = theta;
+  batch.ln_parallax = Eigen::VectorXd::Constant(1, std::log(parallax));
+  batch.ln_E = Eigen::VectorXd::Constant(1, std::log(E));
+  batch.xi = Eigen::VectorXd::Constant(1, xi);
+  FluxModelWorkspace workspace;
+  flux_model_forward(file.model, batch, workspace);
+  const auto m = static_cast<std::size_t>(file.model.bands());
+  StarTable table;
+  table.wavelength_nm = file.wavelength_nm;
+  table.band_names = file.band_names;
+  table.resize(1);
+  table.source_id[0] = 1;
+  for (std::size_t b = 0; b < m; ++b) {
+    const double f = workspace.flux(static_cast<Eigen::Index>(b), 0);
+    table.flux[b] = static_cast<float>(f);
+    for (std::size_t c = b; c < m; ++c)
+      table.flux_cov[packed_triangle_index(b, c, m)] =
+          b == c ? static_cast<float>(std::pow(relative_error * f, 2)) : 0.0f;
+  }
+  table.parallax[0] = static_cast<float>(measured_parallax);
+  table.parallax_error[0] = static_cast<float>(parallax_error);
+  return table;
+}
+
+struct Fixture {
+  ModelFile file;
+  GaussianMixtureDensity prior;
+  FluxWhitening whitening;
+  InferenceChunk chunk;
+
+  explicit Fixture(bool use_xi = false)
+      : file(make_file(use_xi)),
+        prior(file.prior->mixture),
+        whitening(file.band_names, file.wavelength_nm, file.inflation) {}
+
+  static ModelFile make_file(bool use_xi) {
+    test::ModelFixtureOptions options;
+    options.use_xi = use_xi;
+    options.seed = 7;
+    return test::make_random_model_file(options);
+  }
+
+  InferenceStar prepare(const StarTable& table) {
+    chunk.reset(1, file.model.bands());
+    prepare_inference_star(table, 0, whitening, 0.0, file.model.use_xi ? 6 : 5, chunk, 0);
+    EXPECT_EQ(chunk.status[0], FitStatus::converged);
+    return chunk.star(0);
+  }
+};
+
+TEST(InferenceLoss, GradientMatchesFiniteDifferences) {
+  for (const bool use_xi : {false, true}) {
+    Fixture f(use_xi);
+    // Observed flux away from the evaluation point, so that every term has a gradient.
+    const StarTable table = star_from_model(f.file, {5200, -0.4, 4.1}, 1.3, 0.4, 0.1, 0.02, 1.1, 0.05);
+    const InferenceStar star = f.prepare(table);
+    InferenceLoss loss(f.file.model, f.prior, use_xi ? 0.3 : 0.0, 30.0);
+    StarVector p = loss.parameters_of({5600, -0.2, 3.8}, 1.2, 0.5, 0.05);
+    StarVector gradient;
+    loss.value_gradient(star, p, gradient);
+    for (int k = 0; k < loss.parameters(); ++k) {
+      const double h = 1e-6;
+      StarVector up = p, down = p;
+      up(k) += h;
+      down(k) -= h;
+      const double numeric = (loss.value(star, up) - loss.value(star, down)) / (2 * h);
+      EXPECT_NEAR(gradient(k), numeric, 1e-5 * std::max(1.0, std::abs(numeric))) << "parameter " << k;
+    }
+  }
+}
+
+TEST(InferenceLoss, HessianIsExactAtAZeroResidualPoint) {
+  // With the model's own flux and the parallax measured exactly, the Gauss-Newton terms are the
+  // exact Hessian: it must equal finite differences of the gradient.
+  Fixture f;
+  const Eigen::Vector3d theta(5400, -0.3, 3.9);
+  const StarTable table = star_from_model(f.file, theta, 0.9, 0.3, 0, 0.01, 0.9, 0.04);
+  const InferenceStar star = f.prepare(table);
+  InferenceLoss loss(f.file.model, f.prior, 0, 30.0);
+  const StarVector p = loss.parameters_of(theta, 0.9, 0.3, 0);
+  StarVector gradient;
+  StarMatrix hessian;
+  loss.value_gradient_hessian(star, p, gradient, hessian);
+  for (int k = 0; k < 5; ++k) {
+    const double h = 1e-5;
+    StarVector up = p, down = p, g_up, g_down;
+    up(k) += h;
+    down(k) -= h;
+    loss.value_gradient(star, up, g_up);
+    loss.value_gradient(star, down, g_down);
+    const StarVector column = (g_up - g_down) / (2 * h);
+    for (int j = 0; j < 5; ++j)
+      EXPECT_NEAR(hessian(j, k), column(j), 2e-4 * std::max(1.0, std::abs(column(j)))) << j << "," << k;
+  }
+}
+
+TEST(Fisher, CovarianceInvertsTheInformationAndStaysFiniteWhenSingular) {
+  std::mt19937_64 engine(3);
+  std::normal_distribution<double> normal;
+  Eigen::MatrixXd jacobian(20, 5);
+  for (Eigen::Index i = 0; i < jacobian.size(); ++i) jacobian(i) = normal(engine);
+  const StarUncertainty u = fisher_uncertainty(jacobian, 0.1);
+  Eigen::Matrix<double, 5, 5> information = jacobian.transpose() * jacobian;
+  information(4, 4) += 100.0;
+  EXPECT_LT((u.inverse_covariance - information).norm(), 1e-12 * information.norm());
+  EXPECT_LT((u.covariance * information - Eigen::Matrix<double, 5, 5>::Identity()).norm(), 1e-9);
+  EXPECT_NEAR(u.error(2), std::sqrt(information.inverse()(2, 2)), 1e-9);
+
+  // [Fe/H] unconstrained: a huge but finite variance, PSD covariance.
+  jacobian.col(1).setZero();
+  const StarUncertainty singular = fisher_uncertainty(jacobian, 0.1);
+  EXPECT_TRUE(singular.covariance.allFinite());
+  EXPECT_GT(singular.error(1), 1e3 * singular.error(0));
+  using Solver = Eigen::SelfAdjointEigenSolver<Eigen::Matrix<double, 5, 5>>;
+  EXPECT_GE(Solver(singular.covariance).eigenvalues().minCoeff(), 0.0);
+
+  // A sixth parameter is marginalised: the covariance is the 5 x 5 block of the full inverse.
+  Eigen::MatrixXd with_xi(20, 6);
+  for (Eigen::Index i = 0; i < with_xi.size(); ++i) with_xi(i) = normal(engine);
+  const StarUncertainty marginal = fisher_uncertainty(with_xi, 0.2);
+  Eigen::MatrixXd full = with_xi.transpose() * with_xi;
+  full(4, 4) += 25.0;
+  const Eigen::MatrixXd full_inverse = full.inverse();
+  EXPECT_LT((marginal.covariance - full_inverse.topLeftCorner(5, 5)).norm(), 1e-9 * full_inverse.norm());
+
+  float packed[15];
+  pack_upper_triangle(u.covariance, packed);
+  EXPECT_FLOAT_EQ(packed[0], static_cast<float>(u.covariance(0, 0)));
+  EXPECT_FLOAT_EQ(packed[5], static_cast<float>(u.covariance(1, 1)));
+  EXPECT_FLOAT_EQ(packed[14], static_cast<float>(u.covariance(4, 4)));
+  EXPECT_FLOAT_EQ(packed[6], static_cast<float>(u.covariance(1, 2)));
+}
+
+TEST(StartGrid, AStarMadeFromATemplateFindsIt) {
+  Fixture f;
+  StartSettings settings;
+  settings.gmm_samples = 64;
+  settings.rescore = 4;
+  const StartGrid grid(f.file.model, f.file.prior->mixture, f.file.wavelength_nm, settings);
+  EXPECT_EQ(grid.E_steps(), 61);  // 10^-2 ... 10 in steps of 0.05 dex
+  EXPECT_EQ(grid.templates(), 64u * 61u);
+  // The 20th sample at the 30th E step, at parallax 2 mas, observed noiselessly.
+  const Eigen::MatrixXd samples = sample_gaussian_mixture(f.file.prior->mixture, 64, settings.seed);
+  const Eigen::Vector3d theta = samples.row(20).transpose();
+  const double E = 0.01 * std::pow(10.0, 30 * 0.05);
+  const StarTable table = star_from_model(f.file, theta, 2.0, E, 0, 0.01, 2.0, 0.02);
+  const InferenceStar star = f.prepare(table);
+  StartScreenWorkspace workspace;
+  std::vector<std::vector<StartCandidate>> candidates;
+  grid.screen(&star, 1, workspace, candidates);
+  ASSERT_EQ(candidates.size(), 1u);
+  ASSERT_EQ(candidates[0].size(), 4u);
+  const StartCandidate& best = candidates[0][0];
+  EXPECT_LT((best.theta - theta).norm(), 1e-9 * theta.norm());
+  EXPECT_NEAR(best.E, E, 1e-9 * E);
+  EXPECT_NEAR(best.parallax, 2.0, 1e-4);
+  for (std::size_t i = 1; i < candidates[0].size(); ++i) EXPECT_LE(candidates[0][i - 1].score, candidates[0][i].score);
+}
+
+TEST(StarFit, BothOptimisersRecoverANoiselessStarAndFastIsNoWorse) {
+  Fixture f;
+  const Eigen::Vector3d theta(5300, -0.25, 3.7);
+  const StarTable table = star_from_model(f.file, theta, 1.5, 0.6, 0, 0.003, 1.5, 0.01);
+  const InferenceStar star = f.prepare(table);
+  InferenceLoss loss(f.file.model, f.prior, 0, 30.0);
+  const StarVector truth = loss.parameters_of(theta, 1.5, 0.6, 0);
+  StarVector start = truth;
+  start(0) += 0.15;
+  start(2) -= 0.1;
+  start(4) += 0.3;
+  FastOptimizerSettings fast;
+  const StarFit fit = fit_star_fast(loss, star, start, fast);
+  EXPECT_TRUE(fit.converged);
+  EXPECT_LE(fit.parts.total, loss.value(star, truth) + 1e-6);
+  EXPECT_LT(fit.iterations, 40);
+  // The prior and the -2 ln terms move the optimum slightly off the truth at this S/N.
+  EXPECT_NEAR(loss.theta(fit.parameters)(0), theta(0), 20.0);
+  EXPECT_NEAR(std::exp(fit.parameters(3)), 1.5, 0.02);
+
+  PaperOptimizerSettings paper;
+  paper.adam_steps = 3000;
+  paper.sgd_steps = 500;
+  const StarFit paper_fit = fit_star_paper(loss, star, start, paper);
+  EXPECT_LE(fit.parts.total, paper_fit.parts.total + 1e-6);
+  EXPECT_LT(paper_fit.parts.total, loss.value(star, start));
+}
+
+TEST(StarInference, UnfittableStarsGetAFlagAndNaNEstimatesOnly) {
+  Fixture f;
+  StarTable table = star_from_model(f.file, {5300, -0.25, 3.7}, 1.5, 0.6, 0, 0.01, 1.5, 0.05);
+  table.resize(3);
+  // Row 1: every band missing. Row 2: NaN in a band with a variance.
+  const auto m = table.bands();
+  for (std::size_t b = 0; b < m; ++b) table.flux[1 * m + b] = std::nanf("");
+  std::fill(table.flux_cov.begin() + static_cast<std::ptrdiff_t>(packed_triangle_size(m)),
+            table.flux_cov.begin() + static_cast<std::ptrdiff_t>(2 * packed_triangle_size(m)), std::nanf(""));
+  std::copy(table.flux.begin(), table.flux.begin() + static_cast<std::ptrdiff_t>(m), table.flux.begin() + static_cast<std::ptrdiff_t>(2 * m));
+  std::copy(table.flux_cov.begin(), table.flux_cov.begin() + static_cast<std::ptrdiff_t>(packed_triangle_size(m)),
+            table.flux_cov.begin() + static_cast<std::ptrdiff_t>(2 * packed_triangle_size(m)));
+  table.flux[2 * m + 3] = std::nanf("");
+  for (std::size_t i = 1; i < 3; ++i) {
+    table.source_id[i] = static_cast<std::int64_t>(i + 1);
+    table.parallax[i] = 1.0f;
+    table.parallax_error[i] = 0.1f;
+  }
+  InferenceChunk chunk;
+  chunk.reset(3, f.file.model.bands());
+  for (std::size_t i = 0; i < 3; ++i) prepare_inference_star(table, i, f.whitening, 0.0, 5, chunk, i);
+  EXPECT_EQ(chunk.status[1], FitStatus::no_bands);
+  EXPECT_EQ(chunk.status[2], FitStatus::non_finite_flux);
+
+  InferenceSettings settings;
+  settings.start.gmm_samples = 32;
+  const StartGrid grid(f.file.model, f.file.prior->mixture, f.file.wavelength_nm, settings.start);
+  const InferenceContext context{f.file.model, f.prior, grid, f.file.prior->ln_prior_cut, settings};
+  InferenceWorker worker(context);
+  CatalogRows rows;
+  rows.reset(3);
+  worker.infer_block(chunk, 0, 3, rows);
+  EXPECT_EQ(rows.fit_status[0], static_cast<std::uint8_t>(FitStatus::converged));
+  EXPECT_LT(rows.quality_flags[0], quality_not_converged);
+  for (int k = 0; k < 5; ++k) EXPECT_TRUE(std::isfinite(rows.stellar_params_est[static_cast<std::size_t>(k)]));
+  for (std::size_t i = 1; i < 3; ++i) {
+    EXPECT_EQ(rows.quality_flags[i], quality_not_fitted);
+    EXPECT_TRUE(std::isnan(rows.stellar_params_est[i * 5]));
+    EXPECT_TRUE(std::isnan(rows.chi2_opt[i]));
+  }
+  EXPECT_EQ(rows.fit_status[1], static_cast<std::uint8_t>(FitStatus::no_bands));
+  EXPECT_EQ(rows.fit_status[2], static_cast<std::uint8_t>(FitStatus::non_finite_flux));
+}
+
+TEST(InferenceRun, PartitionRangesParseOrSayWhy) {
+  EXPECT_EQ(parse_partition_range("3:7").begin, 3);
+  EXPECT_EQ(*parse_partition_range("3:7").end, 7);
+  EXPECT_FALSE(parse_partition_range("5:").end.has_value());
+  EXPECT_EQ(*parse_partition_range("4").end, 5);
+  for (const char* bad : {"", "a:b", "-1:3", "5:2", "1:2:3"})
+    EXPECT_THROW(parse_partition_range(bad), UsageError) << bad;
+}
+
+}  // namespace
+}  // namespace xps
