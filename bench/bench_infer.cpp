@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
   xps::declare_inference_parameters(parameters);
   xps::InferenceSettings settings = xps::read_inference_parameters(parameters);
   settings.parallax_zero_point = -0.017;
-  settings.optimizer = xps::OptimizerKind::fast;
+  settings.optimizer = xps::InferenceOptimizer::fast;
   const xps::GaussianMixtureDensity prior(file.prior->mixture);
   const xps::FluxWhitening whitening(file.band_names, file.wavelength_nm, file.inflation);
   const double load_seconds = seconds_since(start);
@@ -300,7 +300,7 @@ int main(int argc, char** argv) {
 
   // The paper optimiser on the first paper_stars stars, and the fast one on the same stars.
   xps::InferenceSettings paper_settings = settings;
-  paper_settings.optimizer = xps::OptimizerKind::paper;
+  paper_settings.optimizer = xps::InferenceOptimizer::paper;
   const xps::InferenceContext paper_context{file.model, prior, grid, file.prior->ln_prior_cut, paper_settings};
   xps::InferenceWorker paper_worker(paper_context);
   xps::CatalogRows paper_rows, fast_subset_rows;

@@ -1,6 +1,8 @@
 // The inference loss of one star (DESIGN §1.3),
 //   L_inf = chi^2 + ((parallax - parallax_hat) / sigma)^2 - 2 ln p_GMM(Theta) - 2 ln parallax - 2 ln E
 //           [+ (xi / sigma_xi)^2 for a model with xi and a prior width set],
+// or, for a star that carries its labels (InferenceStar::labels, training), the star loss L_star
+// with the same chi^2 and the label, parallax and E-prior terms of star_loss.hpp,
 // in the optimiser's coordinates p = (x_teff, x_feh, x_logg, u = ln parallax, v = ln E[, xi]),
 // x = (Theta - offset) / scale the network's normalised inputs (they make the parameters comparable
 // in size). value_gradient_hessian gives the gradient and a Hessian that is exact in (u, v) and
@@ -27,7 +29,7 @@ using StarMatrix =
 struct InferenceLossParts {
   double chi2 = 0;           // flux chi^2
   double parallax_term = 0;  // ((parallax - parallax_hat) / sigma)^2
-  double ln_prior = 0;       // ln p_GMM(Theta)
+  double ln_prior = 0;       // ln p_GMM(Theta); labelled stars: -1/2 of their measurement terms
   double total = 0;          // L_inf
 };
 
@@ -37,6 +39,8 @@ public:
   // vanished, -2 ln E makes L_inf fall without bound as E grows.
   InferenceLoss(const FluxModel& model, const GaussianMixtureDensity& prior, double xi_prior_sigma,
                 double E_limit);
+  // For labelled stars only (L_star): no GMM prior.
+  InferenceLoss(const FluxModel& model, double xi_prior_sigma, double E_limit);
 
   int parameters() const { return m_model.use_xi ? 6 : 5; }
   const FluxModel& model() const { return m_model; }
@@ -61,11 +65,11 @@ public:
 private:
   double forward(const InferenceStar& star, const StarVector& p, InferenceLossParts* parts,
                  bool flux_gradient);
-  void jacobian(const StarVector& p);  // d f / d p into m_jacobian (after forward)
+  void jacobian();  // d f / d p into m_jacobian at the point of the last forward
   void whiten_jacobian(const InferenceStar& star);  // m_whitened = L m_jacobian
 
   const FluxModel& m_model;
-  const GaussianMixtureDensity& m_prior;
+  const GaussianMixtureDensity* m_prior;  // null: labelled stars only
   double m_xi_prior_sigma;
   double m_ln_E_limit;
   StarBatch m_batch;
@@ -77,6 +81,7 @@ private:
   Eigen::MatrixXd m_whitened;
   Eigen::Vector3d m_prior_gradient;
   Eigen::Matrix3d m_prior_hessian;
+  double m_measurement_gradient[5];  // labelled stars: d(measurement terms)/d(Theta, u, v)
 };
 
 }  // namespace xps

@@ -19,7 +19,7 @@ struct StartSettings {
   std::uint64_t seed = 1;         // of the template draw
 };
 
-enum class OptimizerKind { fast, paper };
+enum class InferenceOptimizer { fast, paper };
 
 struct FastOptimizerSettings {  // Levenberg-Marquardt on (Theta, ln parallax, ln E[, xi])
   int starts = 3;                 // best starts fitted; the lowest final loss wins
@@ -51,7 +51,7 @@ struct InferenceSettings {
   double E_limit = 30;                  // mag; the fit's domain ends here
   std::int64_t chunk_stars = 4096;      // stars read, fitted and written at a time
   double log_interval_seconds = 10;
-  OptimizerKind optimizer = OptimizerKind::fast;
+  InferenceOptimizer optimizer = InferenceOptimizer::fast;
   StartSettings start;
   FastOptimizerSettings fast;
   PaperOptimizerSettings paper;
@@ -60,6 +60,6 @@ struct InferenceSettings {
 
 void declare_inference_parameters(ParameterSet& parameters);
 InferenceSettings read_inference_parameters(const ParameterSet& parameters);
-const char* optimizer_name(OptimizerKind kind);
+const char* optimizer_name(InferenceOptimizer kind);
 
 }  // namespace xps

@@ -9,6 +9,7 @@
 
 #include "xpstellar/catalog.hpp"
 #include "xpstellar/flux_whitening.hpp"
+#include "xpstellar/star_loss.hpp"
 
 namespace xps {
 
@@ -22,6 +23,9 @@ struct InferenceStar {
   double parallax_error = 0;             // mas; the parallax term is used only if has_parallax
   bool has_parallax = false;
   int bands_used = 0;
+  // Training: a labelled star's measurements. When set, the loss is L_star (labels, parallax and
+  // E prior from here) instead of L_inf, and the fields parallax* above are not used.
+  const StarMeasurements* labels = nullptr;
 };
 
 struct InferenceChunk {

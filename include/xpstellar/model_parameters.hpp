@@ -20,6 +20,8 @@ void unpack_global_parameters(const Eigen::VectorXd& parameters, FluxModel& mode
 void pack_global_gradient(const FluxModelGradient& gradient, const FluxModel& model, double* out);
 // Index ranges of the packed vector: the weights (for the L2 prior) are [begin, end) pairs.
 std::vector<std::pair<Eigen::Index, Eigen::Index>> weight_ranges(const FluxModel& model);
+// [begin, end) of ln R and R1 (the extinction curve) in the packed vector: its tail.
+std::pair<Eigen::Index, Eigen::Index> extinction_range(const FluxModel& model);
 
 // The starting model: Glorot weights from the seed, output biases `output_bias` (ln flux at
 // 1 kpc), R from the configured law at the band wavelengths (E normalised like E(B-V):

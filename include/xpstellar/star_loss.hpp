@@ -20,4 +20,10 @@ struct StarMeasurements {
 double star_measurement_terms(const double* parameters, const StarMeasurements& measured,
                               double* gradient);
 
+// The diagonal of their Hessian with respect to the same five parameters, exact for the labels
+// and Gauss-Newton for the parallax and E pulls (never negative, like the inference loss's
+// parallax term), for the Levenberg-Marquardt star solve.
+void star_measurement_hessian_diagonal(const double* parameters, const StarMeasurements& measured,
+                                       double* diagonal);
+
 }  // namespace xps

@@ -23,6 +23,7 @@
 #include "xpstellar/flux_model.hpp"
 #include "xpstellar/training_checkpoint.hpp"
 #include "xpstellar/training_set.hpp"
+#include "xpstellar/star_loss.hpp"
 #include "xpstellar/training_settings.hpp"
 
 namespace xps {
@@ -83,9 +84,12 @@ private:
   void run_stars_phase(const TrainingPhase& phase, const std::string& checkpoint_dir);
   void run_self_cleaning(const TrainingPhase& phase);
   double model_step(const std::vector<std::int64_t>& batch, const OptimizerSettings& optimizer,
-                    double learning_rate);
+                    double learning_rate, bool update_extinction);
   double star_step(const std::vector<std::int64_t>& local_rows, const OptimizerSettings& optimizer,
                    double learning_rate, Workspace& workspace);
+  double star_solve(const std::vector<std::int64_t>& local_rows, Workspace& workspace);
+  StarMeasurements measurements(std::int64_t local_row) const;
+  std::vector<std::vector<std::int64_t>> blocks_within_shards(const std::vector<std::int64_t>& local_rows) const;
   double evaluate_block(const std::vector<std::int64_t>& local_rows, Workspace& workspace,
                         bool global_gradient, bool star_gradient);
   std::vector<std::int64_t> selected_local(StarSelection selection) const;

@@ -22,7 +22,16 @@ class ParameterSet;
 enum class PhaseKind { model, alternate, stars, self_cleaning };
 // HQ subset, every usable training star, or the stars that survived self-cleaning.
 enum class StarSelection { high_quality, all, clean };
-enum class OptimizerKind { sgd, adam };
+// levenberg_marquardt: star parameters only; each step solves every star of the step for its
+// optimum of L_star at the current model (inference's Levenberg-Marquardt, StarSolveSettings).
+enum class OptimizerKind { sgd, adam, levenberg_marquardt };
+
+struct StarSolveSettings {  // [star_solve]
+  int max_iterations = 30;
+  double initial_damping = 1e-3;
+  double decrement_tolerance = 1e-3;  // L_star units
+  double E_limit = 30;
+};
 
 // lr(t) = initial * drop_factor^(number of drop points <= t) * decay_factor^floor(t / decay_every)
 // with t the phase's epoch for model and alternate phases and its step for stars phases.
@@ -49,6 +58,7 @@ struct TrainingPhase {
   std::int64_t epochs = 0;  // model and alternate phases
   std::int64_t steps = 0;   // stars phases: steps per star
   OptimizerSettings model_optimizer, star_optimizer;
+  bool update_extinction = true;  // model steps also move R (and R1)
 };
 
 enum class CleaningRule { separate, joint };
@@ -96,6 +106,7 @@ struct TrainingSettings {
   int virtual_shards = 16;        // units of the deterministic reduction; ranks <= this
   std::uint64_t seed = 1;
   double temper_scale = 0;        // chi^2 -> c asinh(chi^2 / c) with c = temper_scale * M; 0 = off
+  StarSolveSettings star_solve;   // the levenberg_marquardt star optimiser (plain chi^2)
   std::int64_t checkpoint_every = 1000;  // steps
   int checkpoint_keep = 2;
   double log_interval_seconds = 10;

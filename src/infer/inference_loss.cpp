@@ -7,7 +7,16 @@ namespace xps {
 
 InferenceLoss::InferenceLoss(const FluxModel& model, const GaussianMixtureDensity& prior,
                              double xi_prior_sigma, double E_limit)
-    : m_model(model), m_prior(prior), m_xi_prior_sigma(xi_prior_sigma), m_ln_E_limit(std::log(E_limit)) {
+    : m_model(model), m_prior(&prior), m_xi_prior_sigma(xi_prior_sigma), m_ln_E_limit(std::log(E_limit)) {
+  m_batch.theta.resize(3, 1);
+  m_batch.ln_parallax.resize(1);
+  m_batch.ln_E.resize(1);
+  m_batch.xi.setZero(1);
+  m_flux_gradient.resize(model.bands());
+}
+
+InferenceLoss::InferenceLoss(const FluxModel& model, double xi_prior_sigma, double E_limit)
+    : m_model(model), m_prior(nullptr), m_xi_prior_sigma(xi_prior_sigma), m_ln_E_limit(std::log(E_limit)) {
   m_batch.theta.resize(3, 1);
   m_batch.ln_parallax.resize(1);
   m_batch.ln_E.resize(1);
@@ -43,14 +52,23 @@ double InferenceLoss::forward(const InferenceStar& star, const StarVector& p,
   const int bands = m_model.bands();
   const double chi2 = whitened_chi_square(star.whitening, star.flux_for_fit, m_workspace.flux.data(),
                                           bands, flux_gradient ? m_flux_gradient.data() : nullptr);
-  double parallax_term = 0;
-  if (star.has_parallax) {
-    const double pull = (std::exp(p(3)) - star.parallax) / star.parallax_error;
+  double parallax_term = 0, ln_prior = 0, total = 0;
+  if (star.labels) {
+    const double physical[5] = {th(0), th(1), th(2), p(3), p(4)};
+    const double pull = (std::exp(p(3)) - star.labels->parallax) / star.labels->parallax_error;
     parallax_term = pull * pull;
+    const double measurement = star_measurement_terms(physical, *star.labels, m_measurement_gradient);
+    ln_prior = -0.5 * (measurement - parallax_term + 2 * p(3) + 2 * p(4));
+    total = chi2 + measurement;
+  } else {
+    if (star.has_parallax) {
+      const double pull = (std::exp(p(3)) - star.parallax) / star.parallax_error;
+      parallax_term = pull * pull;
+    }
+    ln_prior = m_prior->evaluate(th.data(), flux_gradient ? m_prior_gradient.data() : nullptr,
+                                 flux_gradient ? m_prior_hessian.data() : nullptr);
+    total = chi2 + parallax_term - 2 * ln_prior - 2 * p(3) - 2 * p(4);
   }
-  const double ln_prior = m_prior.evaluate(th.data(), flux_gradient ? m_prior_gradient.data() : nullptr,
-                                           flux_gradient ? m_prior_hessian.data() : nullptr);
-  double total = chi2 + parallax_term - 2 * ln_prior - 2 * p(3) - 2 * p(4);
   if (m_model.use_xi && m_xi_prior_sigma > 0) total += (p(5) / m_xi_prior_sigma) * (p(5) / m_xi_prior_sigma);
   if (!std::isfinite(total) || p(4) > m_ln_E_limit) total = std::numeric_limits<double>::infinity();
   if (parts) *parts = {chi2, parallax_term, ln_prior, total};
@@ -61,7 +79,7 @@ double InferenceLoss::value(const InferenceStar& star, const StarVector& p, Infe
   return forward(star, p, parts, false);
 }
 
-void InferenceLoss::jacobian(const StarVector& /*p*/) {
+void InferenceLoss::jacobian() {
   flux_model_jacobian(m_model, m_batch, m_workspace, 0, m_jacobian_scratch, m_jacobian);
   // d/dx = d/dTheta * scale
   m_jacobian.leftCols(3) *= m_model.network.input_scale.asDiagonal();
@@ -76,16 +94,22 @@ double InferenceLoss::value_gradient(const InferenceStar& star, const StarVector
     gradient.setZero();
     return total;
   }
-  jacobian(p);
+  jacobian();
   gradient.noalias() = m_jacobian.transpose() * m_flux_gradient;
   const Eigen::Vector3d& scale = m_model.network.input_scale;
-  gradient.head<3>() -= 2.0 * scale.cwiseProduct(m_prior_gradient);
-  if (star.has_parallax) {
-    const double parallax = std::exp(p(3));
-    gradient(3) += 2 * (parallax - star.parallax) * parallax / (star.parallax_error * star.parallax_error);
+  if (star.labels) {
+    for (int i = 0; i < 3; ++i) gradient(i) += scale(i) * m_measurement_gradient[i];
+    gradient(3) += m_measurement_gradient[3];
+    gradient(4) += m_measurement_gradient[4];
+  } else {
+    gradient.head<3>() -= 2.0 * scale.cwiseProduct(m_prior_gradient);
+    if (star.has_parallax) {
+      const double parallax = std::exp(p(3));
+      gradient(3) += 2 * (parallax - star.parallax) * parallax / (star.parallax_error * star.parallax_error);
+    }
+    gradient(3) -= 2;
+    gradient(4) -= 2;
   }
-  gradient(3) -= 2;
-  gradient(4) -= 2;
   if (m_model.use_xi && m_xi_prior_sigma > 0) gradient(5) += 2 * p(5) / (m_xi_prior_sigma * m_xi_prior_sigma);
   return total;
 }
@@ -122,10 +146,20 @@ double InferenceLoss::value_gradient_hessian(const InferenceStar& star, const St
   hessian(4, 3) += uv;
   hessian(4, 4) += vv;
   const Eigen::Vector3d& scale = m_model.network.input_scale;
-  hessian.topLeftCorner<3, 3>() -= 2.0 * scale.asDiagonal() * m_prior_hessian * scale.asDiagonal();
-  if (star.has_parallax) {
-    const double slope = std::exp(p(3)) / star.parallax_error;
-    hessian(3, 3) += 2 * slope * slope;
+  if (star.labels) {
+    const Eigen::Vector3d th = theta(p);
+    const double physical[5] = {th(0), th(1), th(2), p(3), p(4)};
+    double diagonal[5];
+    star_measurement_hessian_diagonal(physical, *star.labels, diagonal);
+    for (int i = 0; i < 3; ++i) hessian(i, i) += scale(i) * scale(i) * diagonal[i];
+    hessian(3, 3) += diagonal[3];
+    hessian(4, 4) += diagonal[4];
+  } else {
+    hessian.topLeftCorner<3, 3>() -= 2.0 * scale.asDiagonal() * m_prior_hessian * scale.asDiagonal();
+    if (star.has_parallax) {
+      const double slope = std::exp(p(3)) / star.parallax_error;
+      hessian(3, 3) += 2 * slope * slope;
+    }
   }
   if (m_model.use_xi && m_xi_prior_sigma > 0) hessian(5, 5) += 2 / (m_xi_prior_sigma * m_xi_prior_sigma);
   return total;
@@ -134,7 +168,7 @@ double InferenceLoss::value_gradient_hessian(const InferenceStar& star, const St
 const Eigen::MatrixXd& InferenceLoss::whitened_catalog_jacobian(const InferenceStar& star,
                                                                  const StarVector& p) {
   forward(star, p, nullptr, false);
-  jacobian(p);
+  jacobian();
   // p -> q: x -> Teff [kK] via scale / 1000 per kK ... d/dq = d/dp * dp/dq
   const Eigen::Vector3d& scale = m_model.network.input_scale;
   m_jacobian.col(0) *= 1000.0 / scale(0);  // x_teff = (Teff[K] - offset) / scale

@@ -5,8 +5,8 @@
 
 namespace xps {
 
-const char* optimizer_name(OptimizerKind kind) {
-  return kind == OptimizerKind::fast ? "fast" : "paper";
+const char* optimizer_name(InferenceOptimizer kind) {
+  return kind == InferenceOptimizer::fast ? "fast" : "paper";
 }
 
 void declare_inference_parameters(ParameterSet& p) {
@@ -76,7 +76,7 @@ InferenceSettings read_inference_parameters(const ParameterSet& p) {
   s.E_limit = p.real("inference.E_limit");
   s.chunk_stars = p.integer("inference.chunk_stars");
   s.log_interval_seconds = static_cast<double>(p.integer("inference.log_interval"));
-  s.optimizer = p.text("inference.optimizer") == "paper" ? OptimizerKind::paper : OptimizerKind::fast;
+  s.optimizer = p.text("inference.optimizer") == "paper" ? InferenceOptimizer::paper : InferenceOptimizer::fast;
 
   StartSettings& st = s.start;
   st.gmm_samples = static_cast<int>(p.integer("start.gmm_samples"));

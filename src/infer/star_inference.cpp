@@ -114,12 +114,12 @@ void InferenceWorker::infer_block(const InferenceChunk& chunk, std::size_t begin
                      [](const ScoredStart& x, const ScoredStart& y) { return x.loss < y.loss; });
     // The fast optimiser is cheap enough to try a few starts: it then rarely ends in a worse local
     // minimum than the paper's long Adam run.
-    const std::size_t tries = settings.optimizer == OptimizerKind::fast
+    const std::size_t tries = settings.optimizer == InferenceOptimizer::fast
                                   ? std::min<std::size_t>(m_starts.size(), static_cast<std::size_t>(settings.fast.starts))
                                   : 1;
     StarFit fit;
     for (std::size_t t = 0; t < tries; ++t) {
-      const StarFit trial = settings.optimizer == OptimizerKind::fast
+      const StarFit trial = settings.optimizer == InferenceOptimizer::fast
                                 ? fit_star_fast(m_loss, star, m_starts[t].parameters, settings.fast)
                                 : fit_star_paper(m_loss, star, m_starts[t].parameters, settings.paper);
       if (t == 0 || trial.parts.total < fit.parts.total) fit = trial;

@@ -101,7 +101,7 @@ void visit_columns(Rows& rows, Visit&& visit) {
         rows.xi_est);
   visit(ColumnInfo{"loss_opt", 1, "",
                    "inference loss L_inf = chi^2 + parallax term - 2 ln prior - 2 ln parallax - 2 "
-                   "ln E at the optimum"},
+                   "ln E [+ (xi / sigma_xi)^2 with a xi prior] at the optimum"},
         rows.loss_opt);
   visit(ColumnInfo{"fit_status", 1, "",
                    "how the fit ended or why there is none (attribute fit_status_names of "

@@ -113,4 +113,10 @@ FluxModel initial_flux_model(const NetworkSettings& settings, const std::vector<
   return model;
 }
 
+std::pair<Eigen::Index, Eigen::Index> extinction_range(const FluxModel& model) {
+  const Eigen::Index total = global_parameter_count(model);
+  const Eigen::Index curves = model.use_xi ? 2 : 1;
+  return {total - curves * model.bands(), total};
+}
+
 }  // namespace xps

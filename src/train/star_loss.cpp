@@ -26,4 +26,15 @@ double star_measurement_terms(const double* p, const StarMeasurements& m, double
   return loss;
 }
 
+void star_measurement_hessian_diagonal(const double* p, const StarMeasurements& m, double* diagonal) {
+  for (int k = 0; k < 3; ++k) diagonal[k] = 2 / (m.label_error(k) * m.label_error(k));
+  const double parallax_slope = std::exp(p[3]) / m.parallax_error;
+  diagonal[3] = 2 * parallax_slope * parallax_slope;
+  diagonal[4] = 0;
+  if (std::isfinite(m.E_prior)) {
+    const double E_slope = std::exp(p[4]) / m.E_prior_error;
+    diagonal[4] = 2 * E_slope * E_slope;
+  }
+}
+
 }  // namespace xps

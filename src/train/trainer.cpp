@@ -10,14 +10,17 @@
 #include <cstdlib>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <sstream>
 
 #include "xpstellar/error.hpp"
 #include "xpstellar/flux_whitening.hpp"
+#include "xpstellar/inference_loss.hpp"
 #include "xpstellar/model_parameters.hpp"
 #include "xpstellar/mpi_session.hpp"
 #include "xpstellar/optimizer.hpp"
 #include "xpstellar/random_stream.hpp"
+#include "xpstellar/star_fit.hpp"
 #include "xpstellar/star_loss.hpp"
 
 namespace xps {
@@ -60,15 +63,6 @@ PhaseReport start_report(const TrainingPhase& phase) {
 }
 
 // `rows` cut into consecutive blocks of at most `block` rows (the last may be shorter).
-std::vector<std::vector<std::int64_t>> split_into_blocks(const std::vector<std::int64_t>& rows,
-                                                         std::size_t block) {
-  std::vector<std::vector<std::int64_t>> blocks;
-  for (std::size_t first = 0; first < rows.size(); first += block)
-    blocks.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(first),
-                        rows.begin() + static_cast<std::ptrdiff_t>(std::min(first + block, rows.size())));
-  return blocks;
-}
-
 // The order of an epoch's batches: a Fisher-Yates shuffle from (seed, phase, epoch).
 void shuffle_for_epoch(std::vector<std::int64_t>& order, std::uint64_t seed, int phase,
                        std::int64_t epoch) {
@@ -90,6 +84,7 @@ struct Trainer::Workspace {
   FluxModelGradient global;
   StarGradient star;
   Eigen::VectorXd step;                // [6]
+  std::unique_ptr<InferenceLoss> solve_loss;  // star_optimizer = lm
 };
 
 Trainer::Trainer(const TrainingSettings& settings, TrainingStars& stars, std::string config_text,
@@ -267,7 +262,7 @@ double Trainer::evaluate_block(const std::vector<std::int64_t>& local_rows, Work
 }
 
 double Trainer::model_step(const std::vector<std::int64_t>& batch, const OptimizerSettings& optimizer,
-                           double learning_rate) {
+                           double learning_rate, bool update_extinction) {
   const Eigen::Index parameters = m_global.size();
   const int local_shards = m_stars.end_shard - m_stars.first_shard;
   // Rows 0..P-1: gradient sum; P: loss sum.
@@ -296,6 +291,10 @@ double Trainer::model_step(const std::vector<std::int64_t>& batch, const Optimiz
   for (const auto& [begin, stop] : weight_ranges(m_model))
     gradient.segment(begin, stop - begin) += (2.0 / weight_count) * m_global.segment(begin, stop - begin);
 
+  if (!update_extinction) {
+    const auto [curve_begin, curve_end] = extinction_range(m_model);
+    gradient.segment(curve_begin, curve_end - curve_begin).setZero();
+  }
   if (m_model_moments.first.size() != parameters) m_model_moments.first = Eigen::VectorXd::Zero(parameters);
   if (m_model_moments.second.size() != parameters) m_model_moments.second = Eigen::VectorXd::Zero(parameters);
   ++m_model_moments.steps;
@@ -312,9 +311,74 @@ double Trainer::model_step(const std::vector<std::int64_t>& batch, const Optimiz
   return sum(parameters, 0) / batch_size;
 }
 
+// Blocks of at most batch_size rows that never straddle a virtual shard: a star's place in its
+// block, and so the rounding of the batched matrix products, is then the same at any rank count.
+std::vector<std::vector<std::int64_t>> Trainer::blocks_within_shards(
+    const std::vector<std::int64_t>& local_rows) const {
+  std::vector<std::vector<std::int64_t>> blocks;
+  const auto block = static_cast<std::size_t>(m_settings.batch_size);
+  std::int64_t current_shard = -1;
+  for (const std::int64_t row : local_rows) {
+    const std::int64_t canonical = row + m_stars.first_row;
+    const auto shard = std::upper_bound(m_stars.shard_begin.begin(), m_stars.shard_begin.end(), canonical) -
+                       m_stars.shard_begin.begin();
+    if (shard != current_shard || blocks.back().size() == block) blocks.emplace_back();
+    current_shard = shard;
+    blocks.back().push_back(row);
+  }
+  return blocks;
+}
+
+StarMeasurements Trainer::measurements(std::int64_t local_row) const {
+  const auto i = static_cast<Eigen::Index>(local_row);
+  StarMeasurements measured;
+  measured.label = m_stars.label.col(i);
+  measured.label_error = m_stars.label_error.col(i);
+  measured.parallax = m_stars.parallax(i);
+  measured.parallax_error = m_stars.parallax_error(i);
+  measured.E_prior = m_stars.E_prior(i);
+  measured.E_prior_error = m_stars.E_prior_error(i);
+  return measured;
+}
+
+// Each star to the optimum of L_star (untempered chi^2) at the current model, from where it is.
+double Trainer::star_solve(const std::vector<std::int64_t>& rows, Workspace& w) {
+  const StarSolveSettings& solve = m_settings.star_solve;
+  if (!w.solve_loss) w.solve_loss = std::make_unique<InferenceLoss>(m_model, 0.0, solve.E_limit);
+  InferenceLoss& loss = *w.solve_loss;
+  FastOptimizerSettings lm;
+  lm.starts = 1;
+  lm.max_iterations = solve.max_iterations;
+  lm.initial_damping = solve.initial_damping;
+  lm.decrement_tolerance = solve.decrement_tolerance;
+  const auto m = static_cast<std::size_t>(m_stars.bands());
+  double total = 0;
+  for (const std::int64_t row : rows) {
+    auto p = m_slice.parameters.col(static_cast<Eigen::Index>(row));
+    const StarMeasurements measured = measurements(row);
+    InferenceStar star;
+    star.whitening = m_stars.whitening.data() + static_cast<std::size_t>(row) * m * m;
+    star.flux_for_fit = m_stars.flux_for_fit.data() + static_cast<std::size_t>(row) * m;
+    star.labels = &measured;
+    const StarVector start = loss.parameters_of(p.head<3>(), std::exp(p(3)), std::exp(p(4)), p(5));
+    const StarFit fit = fit_star_fast(loss, star, start, lm);
+    if (!std::isfinite(fit.parts.total)) {  // the model overflows here: leave the star where it is
+      total += loss.value(star, start);
+      continue;
+    }
+    p.head<3>() = loss.theta(fit.parameters);
+    p(3) = fit.parameters(3);
+    p(4) = fit.parameters(4);
+    if (m_model.use_xi) p(5) = fit.parameters(5);
+    total += fit.parts.total;
+  }
+  return total;
+}
+
 double Trainer::star_step(const std::vector<std::int64_t>& rows, const OptimizerSettings& optimizer,
                           double learning_rate, Workspace& w) {
   if (rows.empty()) return 0;
+  if (optimizer.kind == OptimizerKind::levenberg_marquardt) return star_solve(rows, w);
   double loss = evaluate_block(rows, w, false, true);
   const bool use_xi = m_model.use_xi;
   const int free_parameters = use_xi ? 6 : 5;
@@ -325,13 +389,7 @@ double Trainer::star_step(const std::vector<std::int64_t>& rows, const Optimizer
     const auto i = static_cast<Eigen::Index>(rows[j]);
     auto p = m_slice.parameters.col(i);
     const auto jj = static_cast<Eigen::Index>(j);
-    StarMeasurements measured;
-    measured.label = m_stars.label.col(i);
-    measured.label_error = m_stars.label_error.col(i);
-    measured.parallax = m_stars.parallax(i);
-    measured.parallax_error = m_stars.parallax_error(i);
-    measured.E_prior = m_stars.E_prior(i);
-    measured.E_prior_error = m_stars.E_prior_error(i);
+    const StarMeasurements measured = measurements(rows[j]);
     const double prior = star_measurement_terms(p.data(), measured, gradient);
     for (int k = 0; k < 3; ++k) gradient[k] = (gradient[k] + w.star.theta(k, jj)) * scale(k);
     gradient[3] += w.star.ln_parallax(jj);
@@ -427,7 +485,7 @@ void Trainer::run_batch_phase(const TrainingPhase& phase, const std::string& che
     const std::vector<std::int64_t> batch(order.begin() + static_cast<std::ptrdiff_t>(begin),
                                           order.begin() + static_cast<std::ptrdiff_t>(std::min(begin + batch_size, order.size())));
     const double model_lr = phase.model_optimizer.learning_rate.at(epoch);
-    const double loss = model_step(batch, phase.model_optimizer, model_lr);
+    const double loss = model_step(batch, phase.model_optimizer, model_lr, phase.update_extinction);
     epoch_loss += loss * static_cast<double>(batch.size());
     epoch_stars += static_cast<std::int64_t>(batch.size());
     report.star_gradients += static_cast<std::int64_t>(batch.size());
@@ -437,7 +495,8 @@ void Trainer::run_batch_phase(const TrainingPhase& phase, const std::string& che
         if (row >= m_stars.first_row && row < m_stars.first_row + m_stars.size())
           local_batch.push_back(row - m_stars.first_row);
       std::sort(local_batch.begin(), local_batch.end());
-      star_step(local_batch, phase.star_optimizer, phase.star_optimizer.learning_rate.at(epoch), w0);
+      for (const auto& rows : blocks_within_shards(local_batch))
+        star_step(rows, phase.star_optimizer, phase.star_optimizer.learning_rate.at(epoch), w0);
       report.star_gradients += static_cast<std::int64_t>(batch.size());
     }
     if (batch_index == batches_per_epoch - 1) last_epoch_loss = epoch_loss / static_cast<double>(epoch_stars);
@@ -472,7 +531,7 @@ void Trainer::run_stars_phase(const TrainingPhase& phase, const std::string& che
   if (m_rank == 0)
     std::cout << phase.name << ": stars on " << report.stars << " " << selection_name(phase.selection)
               << " stars, " << phase.steps << " steps each" << std::endl;
-  const auto block_rows = split_into_blocks(local, static_cast<std::size_t>(m_settings.batch_size));
+  const auto block_rows = blocks_within_shards(local);
   const std::size_t blocks = block_rows.size();
   const auto start = Clock::now();
   auto last_log = start;
@@ -511,7 +570,7 @@ void Trainer::run_self_cleaning(const TrainingPhase& phase) {
   const std::uint8_t rule = removal_bits(c.rule);
   std::int64_t counts[5] = {static_cast<std::int64_t>(local.size()), 0, 0, 0, 0};
   Workspace& w = m_workspaces[0];
-  for (const auto& rows : split_into_blocks(local, static_cast<std::size_t>(m_settings.batch_size))) {
+  for (const auto& rows : blocks_within_shards(local)) {
     evaluate_block(rows, w, false, false);
     for (std::size_t j = 0; j < rows.size(); ++j) {
       const auto i = static_cast<Eigen::Index>(rows[j]);
@@ -590,7 +649,7 @@ Eigen::VectorXd Trainer::star_chi_square() {
   Eigen::VectorXd chi2 = Eigen::VectorXd::Constant(m_stars.size(), nan);
   const std::vector<std::int64_t> local = selected_local(StarSelection::all);
   Workspace& w = m_workspaces[0];
-  for (const auto& rows : split_into_blocks(local, static_cast<std::size_t>(m_settings.batch_size))) {
+  for (const auto& rows : blocks_within_shards(local)) {
     evaluate_block(rows, w, false, false);
     for (std::size_t j = 0; j < rows.size(); ++j)
       chi2(static_cast<Eigen::Index>(rows[j])) = w.chi_square(static_cast<Eigen::Index>(j));

@@ -82,11 +82,16 @@ void declare_phase(ParameterSet& p, int index) {
   p.declare_real(s + "model_momentum", d.model_momentum, "", "SGD momentum of the model step", 0,
                  0.999999);
   p.declare_text(s + "star_optimizer", d.star_optimizer,
-                 "optimiser of every star's parameters (normalised Theta, ln parallax, ln E, xi)",
-                 {"sgd", "adam"});
+                 "optimiser of every star's parameters (normalised Theta, ln parallax, ln E, xi); "
+                 "lm: solve each star to its optimum (Levenberg-Marquardt, [star_solve]) at every "
+                 "step, star_lr unused",
+                 {"sgd", "adam", "lm"});
   p.declare_real(s + "star_lr", d.star_lr, "", "learning rate of the star parameters", 0);
   p.declare_real(s + "star_momentum", d.star_momentum, "", "SGD momentum of the star step", 0,
                  0.999999);
+  p.declare_flag(s + "update_extinction", true,
+                 "model steps also update the extinction curve R (and R1); off keeps it where it is, "
+                 "e.g. while the stars sit at labels whose E errors would bias its scale");
   p.declare_text(s + "lr_drops", d.drops,
                  "comma-separated epochs (model/alternate) or steps (stars) at which both learning "
                  "rates are multiplied by lr_drop_factor");
@@ -116,6 +121,7 @@ std::vector<std::int64_t> parse_drop_list(const std::string& key, const std::str
 }
 
 OptimizerKind parse_optimizer(const std::string& name) {
+  if (name == "lm") return OptimizerKind::levenberg_marquardt;
   return name == "adam" ? OptimizerKind::adam : OptimizerKind::sgd;
 }
 
@@ -194,6 +200,13 @@ void declare_training_parameters(ParameterSet& p) {
   p.declare_real("cleaning.flux_sigma", 4, "sigma", "flag a star with any flux residual this large", 0);
   p.declare_real("cleaning.joint_sigma", 3.5, "sigma", "threshold of the joint rule", 0);
 
+  p.declare_integer("star_solve.max_iterations", 30, "iterations",
+                    "Levenberg-Marquardt iterations per star and step (star_optimizer = lm)", 1);
+  p.declare_real("star_solve.initial_damping", 1e-3, "", "starting damping, relative to the Hessian diagonal", 0);
+  p.declare_real("star_solve.decrement_tolerance", 1e-3, "",
+                 "a star is solved when its Newton decrement g^T H^-1 g / 2 is below this", 0);
+  p.declare_real("star_solve.E_limit", 30, "mag", "largest E a solve may reach", 0);
+
   p.declare_real("optimizer.adam_beta1", 0.9, "", "Adam first-moment decay", 0, 0.999999);
   p.declare_real("optimizer.adam_beta2", 0.999, "", "Adam second-moment decay", 0, 0.999999999);
   p.declare_real("optimizer.adam_epsilon", 1e-8, "", "Adam denominator floor", 0);
@@ -248,6 +261,10 @@ TrainingSettings read_training_parameters(const ParameterSet& p) {
   s.cleaning.joint_sigma = p.real("cleaning.joint_sigma");
 
   s.inflation = read_inflation_parameters(p, "inflation");
+  s.star_solve.max_iterations = static_cast<int>(p.integer("star_solve.max_iterations"));
+  s.star_solve.initial_damping = p.real("star_solve.initial_damping");
+  s.star_solve.decrement_tolerance = p.real("star_solve.decrement_tolerance");
+  s.star_solve.E_limit = p.real("star_solve.E_limit");
 
   const double beta1 = p.real("optimizer.adam_beta1");
   const double beta2 = p.real("optimizer.adam_beta2");
@@ -278,6 +295,7 @@ TrainingSettings read_training_parameters(const ParameterSet& p) {
       o.epsilon = epsilon;
       return o;
     };
+    phase.update_extinction = p.flag(k + "update_extinction");
     phase.model_optimizer = optimizer("model");
     phase.star_optimizer = optimizer("star");
     if ((phase.kind == PhaseKind::model || phase.kind == PhaseKind::alternate) && phase.epochs == 0)

@@ -63,4 +63,20 @@ status=$?
 set -e
 [[ $status -eq 2 ]] || fail "a second run into the same checkpoint directory should exit 2 (got $status)"
 grep -q "already holds checkpoints" "$XPS_WORK/reference.log" || fail "no message about existing checkpoints"
+# phaseN.update_extinction = false keeps R at its starting curve while the network learns.
+only_phase1() {  # name model_lr update_extinction (lr 0: the starting model)
+  train 1 "$1" --phase1.epochs 2 --phase1.model_lr "$2" --phase1.update_extinction "$3" --phase2.kind off \
+    --phase3.kind off --phase4.kind off --phase5.kind off --phase6.kind off ||
+    { tail -20 "$XPS_WORK/$1.log"; fail "$1 failed"; }
+}
+only_phase1 curve_start 0 true
+only_phase1 curve_frozen 3e-3 false
+only_phase1 curve_free 3e-3 true
+h5diff "$XPS_WORK/curve_start/model.h5" "$XPS_WORK/curve_frozen/model.h5" /model/extinction_R > /dev/null ||
+  fail "update_extinction = false changed R"
+h5diff "$XPS_WORK/curve_start/model.h5" "$XPS_WORK/curve_frozen/model.h5" /model/nn/layer_0/weight > /dev/null &&
+  fail "the network did not learn with update_extinction = false"
+h5diff "$XPS_WORK/curve_start/model.h5" "$XPS_WORK/curve_free/model.h5" /model/extinction_R > /dev/null &&
+  fail "R did not move with update_extinction = true"
+
 echo "ok: identical models at 1 and 2 ranks and after kills at steps 2 3 $((steps / 2)) $((steps - 4)) and a corrupted checkpoint"

@@ -121,6 +121,72 @@ TEST(InferenceLoss, HessianIsExactAtAZeroResidualPoint) {
   }
 }
 
+TEST(InferenceLoss, LabelledStarsGiveTheStarLossWithItsDerivatives) {
+  // Training's Levenberg-Marquardt star solve: L_star = chi^2 + the terms of star_loss.hpp, its
+  // gradient against finite differences, and at a point where every pull and residual vanishes
+  // (the -2u - 2v terms have no curvature) the Hessian against finite differences of the gradient.
+  Fixture f;
+  const Eigen::Vector3d theta(5400, -0.3, 3.9);
+  const StarTable table = star_from_model(f.file, theta, 0.9, 0.3, 0, 0.01, 0.9, 0.04);
+  InferenceStar star = f.prepare(table);
+  StarMeasurements measured;
+  measured.label = {5450, -0.25, 3.8};
+  measured.label_error = {80, 0.07, 0.1};
+  measured.parallax = 0.85;
+  measured.parallax_error = 0.04;
+  measured.E_prior = 0.33;
+  measured.E_prior_error = 0.05;
+  star.labels = &measured;
+  InferenceLoss loss(f.file.model, 0.0, 30.0);
+  const StarVector p = loss.parameters_of({5500, -0.2, 3.85}, 0.95, 0.28, 0);
+  InferenceLossParts parts;
+  const double value = loss.value(star, p, &parts);
+  const double physical[5] = {5500, -0.2, 3.85, std::log(0.95), std::log(0.28)};
+  double unused[5];
+  EXPECT_NEAR(value, parts.chi2 + star_measurement_terms(physical, measured, unused), 1e-9 * value);
+  EXPECT_GT(parts.chi2, 0);
+  StarVector gradient;
+  loss.value_gradient(star, p, gradient);
+  for (int k = 0; k < 5; ++k) {
+    const double h = 1e-6;
+    StarVector up = p, down = p;
+    up(k) += h;
+    down(k) -= h;
+    const double numeric = (loss.value(star, up) - loss.value(star, down)) / (2 * h);
+    EXPECT_NEAR(gradient(k), numeric, 1e-5 * std::max(1.0, std::abs(numeric))) << "parameter " << k;
+  }
+
+  StarMeasurements exact = measured;
+  exact.label = theta;
+  exact.parallax = 0.9;
+  exact.E_prior = 0.3;
+  star.labels = &exact;
+  const StarVector at_truth = loss.parameters_of(theta, 0.9, 0.3, 0);
+  StarMatrix hessian;
+  loss.value_gradient_hessian(star, at_truth, gradient, hessian);
+  for (int k = 0; k < 5; ++k) {
+    const double h = 1e-5;
+    StarVector up = at_truth, down = at_truth, g_up, g_down;
+    up(k) += h;
+    down(k) -= h;
+    loss.value_gradient(star, up, g_up);
+    loss.value_gradient(star, down, g_down);
+    const StarVector column = (g_up - g_down) / (2 * h);
+    for (int j = 0; j < 5; ++j)
+      EXPECT_NEAR(hessian(j, k), column(j), 2e-4 * std::max(1.0, std::abs(column(j)))) << j << "," << k;
+  }
+
+  // The solve from a displaced start lands where the gradient vanishes.
+  FastOptimizerSettings lm;
+  lm.decrement_tolerance = 1e-10;
+  star.labels = &measured;
+  const StarFit fit = fit_star_fast(loss, star, p, lm);
+  EXPECT_TRUE(fit.converged);
+  loss.value_gradient(star, fit.parameters, gradient);
+  EXPECT_LT(gradient.norm(), 1e-3);
+  EXPECT_LT(fit.parts.total, value);
+}
+
 TEST(Fisher, CovarianceInvertsTheInformationAndStaysFiniteWhenSingular) {
   std::mt19937_64 engine(3);
   std::normal_distribution<double> normal;
