@@ -193,16 +193,13 @@ void load_star(const StarTable& chunk, std::size_t i, std::size_t slot, const Fl
   }
   const float* flux = chunk.flux.data() + i * m;
   const float* covariance = chunk.flux_cov.data() + i * packed_triangle_size(m);
+  std::vector<float> variance(m);
   const WhiteningStatus status = whitening.whiten(flux, covariance, stars.whitening.data() + slot * m * m,
-                                                  stars.flux_for_fit.data() + slot * m);
+                                                  stars.flux_for_fit.data() + slot * m, variance.data());
   stars.exclusion[slot] = from_whitening(status);
   if (status != WhiteningStatus::ok) return;
-  const std::vector<double> inflated = whitening.inflated_covariance(flux, covariance);
-  for (std::size_t b = 0; b < m; ++b) {
-    const double variance = inflated[b * m + b];
-    if (std::isfinite(variance) && variance > 0)
-      stars.flux_sigma[slot * m + b] = static_cast<float>(std::sqrt(variance));
-  }
+  for (std::size_t b = 0; b < m; ++b)
+    if (std::isfinite(variance[b]) && variance[b] > 0) stars.flux_sigma[slot * m + b] = std::sqrt(variance[b]);
   stars.high_quality[slot] = l.teff_err[i] < d.hq_teff_err && l.feh_err[i] < d.hq_feh_err &&
                              l.logg_err[i] < d.hq_logg_err &&
                              chunk.parallax[i] > d.hq_parallax_snr * chunk.parallax_error[i] &&
