@@ -38,6 +38,7 @@ def load_stars(stars_dir, results_dir):
                 "parallax": t["parallax"][:], "q": t["mass_ratio"][:], "binary": t["is_binary"][:],
                 "pathology": t["pathology"][:], "flux_true": t["flux"][:],
                 "role": tr["role"][:], "outlier": tr["outlier"][:],
+                "fit_teff": tr["teff"][:], "fit_logg": tr["logg"][:],
             }
             curve = f["truth/meta/extinction_R"][:]
             wavelength = f["meta/wavelength_nm"][:]
@@ -49,6 +50,49 @@ def load_stars(stars_dir, results_dir):
 
 def at_550(wavelength, values):
     return np.interp(550.0, wavelength[:61], values[:61])
+
+
+def log_g_axis(d, index, theta, level):
+    """How the learned model's log g axis compares with the truth's, for main-sequence dwarfs.
+
+    At fixed Teff the truth's luminosity falls by ln 10 per dex of log g. Against the offset of
+    the true log g from the median at that Teff, the level error's slope says how far the model's
+    slope is from that, and the trained stars' fitted offsets (high parallax S/N, where the
+    parallax pins the luminosity) say how much the joint fit has stretched the axis (1 = not)."""
+    teff, logg = theta[:, 0], theta[:, 2]
+    dwarf = (logg > 3.8) & (teff > 4000) & (teff < 7000)
+    edges = np.arange(4000, 7001, 100)
+    bin_of = np.digitize(teff, edges)
+    ridge = np.full(len(edges) + 1, np.nan)
+    for k in range(len(ridge)):
+        members = dwarf & (bin_of == k)
+        if members.sum() >= 20:
+            ridge[k] = np.median(logg[members])
+    offset = logg - ridge[bin_of]
+    use = dwarf & np.isfinite(offset)
+    if use.sum() < 100:
+        return []
+    design = np.vstack([offset[use], np.ones(use.sum())]).T
+    slope = np.linalg.lstsq(design, level[use], rcond=None)[0][0]
+    trend_removed = level[use] - design @ np.linalg.lstsq(design, level[use], rcond=None)[0]
+    snr = (d["parallax_obs"] / d["parallax_err"])[index]
+    bright = use & (snr > 50)
+    fitted_offset = d["fit_logg"][index] - ridge[bin_of]
+    stretch = np.linalg.lstsq(np.vstack([offset[bright], np.ones(bright.sum())]).T,
+                              fitted_offset[bright], rcond=None)[0][0] if bright.sum() > 100 else np.nan
+    teff_error = d["fit_teff"][index] - teff
+    out = ["log g axis, single dwarfs 4000-7000 K (level error and fitted log g against the true offset"
+           " from the median log g at their Teff):",
+           f"  model d ln f / d logg = {-np.log(10) + slope:.3f} per dex (truth {-np.log(10):.3f});"
+           f" |level| p50 {np.median(np.abs(level[use])):.4f}, {np.median(np.abs(trend_removed)):.4f}"
+           f" with that slope error removed",
+           f"  parallax S/N > 50 ({bright.sum()} stars): fitted offset = {stretch:.3f} x true offset (1 = no stretch)"]
+    for low, high in [(4000, 5000), (5000, 6000), (6000, 7000)]:
+        members = use & (snr > 20) & (teff >= low) & (teff < high)
+        if members.any():
+            out.append(f"  parallax S/N > 20, Teff {low}-{high} K: fitted - true Teff median"
+                       f" {np.median(teff_error[members]):+.0f} K")
+    return out
 
 
 def main():
@@ -97,6 +141,8 @@ def main():
                      f" p90 {np.percentile(shape_rms, 90):.4f}   within 1%: {np.mean(np.abs(ln_ratio[mask]).max(axis=1) < 0.01):.3f}")
     lines.append("  (giants' luminosity at fixed Theta scatters by the mock's giant_mass_log_sigma: their level"
                  " cannot be a function of Theta)")
+
+    lines += log_g_axis(d, index, theta, level)
 
     # Self-cleaning.
     trained = d["role"] == 1
