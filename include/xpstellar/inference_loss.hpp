@@ -63,6 +63,8 @@ public:
   const Eigen::MatrixXd& whitened_catalog_jacobian(const InferenceStar& star, const StarVector& p);
 
 private:
+  InferenceLoss(const FluxModel& model, const GaussianMixtureDensity* prior, double xi_prior_sigma,
+                double E_limit);
   double forward(const InferenceStar& star, const StarVector& p, InferenceLossParts* parts,
                  bool flux_gradient);
   void jacobian();  // d f / d p into m_jacobian at the point of the last forward

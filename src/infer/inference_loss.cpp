@@ -5,9 +5,9 @@
 
 namespace xps {
 
-InferenceLoss::InferenceLoss(const FluxModel& model, const GaussianMixtureDensity& prior,
+InferenceLoss::InferenceLoss(const FluxModel& model, const GaussianMixtureDensity* prior,
                              double xi_prior_sigma, double E_limit)
-    : m_model(model), m_prior(&prior), m_xi_prior_sigma(xi_prior_sigma), m_ln_E_limit(std::log(E_limit)) {
+    : m_model(model), m_prior(prior), m_xi_prior_sigma(xi_prior_sigma), m_ln_E_limit(std::log(E_limit)) {
   m_batch.theta.resize(3, 1);
   m_batch.ln_parallax.resize(1);
   m_batch.ln_E.resize(1);
@@ -15,14 +15,12 @@ InferenceLoss::InferenceLoss(const FluxModel& model, const GaussianMixtureDensit
   m_flux_gradient.resize(model.bands());
 }
 
+InferenceLoss::InferenceLoss(const FluxModel& model, const GaussianMixtureDensity& prior,
+                             double xi_prior_sigma, double E_limit)
+    : InferenceLoss(model, &prior, xi_prior_sigma, E_limit) {}
+
 InferenceLoss::InferenceLoss(const FluxModel& model, double xi_prior_sigma, double E_limit)
-    : m_model(model), m_prior(nullptr), m_xi_prior_sigma(xi_prior_sigma), m_ln_E_limit(std::log(E_limit)) {
-  m_batch.theta.resize(3, 1);
-  m_batch.ln_parallax.resize(1);
-  m_batch.ln_E.resize(1);
-  m_batch.xi.setZero(1);
-  m_flux_gradient.resize(model.bands());
-}
+    : InferenceLoss(model, nullptr, xi_prior_sigma, E_limit) {}
 
 Eigen::Vector3d InferenceLoss::theta(const StarVector& p) const {
   const FluxNetwork& net = m_model.network;

@@ -62,7 +62,6 @@ PhaseReport start_report(const TrainingPhase& phase) {
   return report;
 }
 
-// `rows` cut into consecutive blocks of at most `block` rows (the last may be shorter).
 // The order of an epoch's batches: a Fisher-Yates shuffle from (seed, phase, epoch).
 void shuffle_for_epoch(std::vector<std::int64_t>& order, std::uint64_t seed, int phase,
                        std::int64_t epoch) {
