@@ -75,36 +75,24 @@ struct Fixture {
   }
 };
 
-TEST(InferenceLoss, GradientMatchesFiniteDifferences) {
-  for (const bool use_xi : {false, true}) {
-    Fixture f(use_xi);
-    // Observed flux away from the evaluation point, so that every term has a gradient.
-    const StarTable table = star_from_model(f.file, {5200, -0.4, 4.1}, 1.3, 0.4, 0.1, 0.02, 1.1, 0.05);
-    const InferenceStar star = f.prepare(table);
-    InferenceLoss loss(f.file.model, f.prior, use_xi ? 0.3 : 0.0, 30.0);
-    StarVector p = loss.parameters_of({5600, -0.2, 3.8}, 1.2, 0.5, 0.05);
-    StarVector gradient;
-    loss.value_gradient(star, p, gradient);
-    for (int k = 0; k < loss.parameters(); ++k) {
-      const double h = 1e-6;
-      StarVector up = p, down = p;
-      up(k) += h;
-      down(k) -= h;
-      const double numeric = (loss.value(star, up) - loss.value(star, down)) / (2 * h);
-      EXPECT_NEAR(gradient(k), numeric, 1e-5 * std::max(1.0, std::abs(numeric))) << "parameter " << k;
-    }
+// Central differences of the loss against its analytic gradient at p.
+void expect_gradient_matches_finite_differences(InferenceLoss& loss, const InferenceStar& star,
+                                                const StarVector& p) {
+  StarVector gradient;
+  loss.value_gradient(star, p, gradient);
+  for (int k = 0; k < loss.parameters(); ++k) {
+    const double h = 1e-6;
+    StarVector up = p, down = p;
+    up(k) += h;
+    down(k) -= h;
+    const double numeric = (loss.value(star, up) - loss.value(star, down)) / (2 * h);
+    EXPECT_NEAR(gradient(k), numeric, 1e-5 * std::max(1.0, std::abs(numeric))) << "parameter " << k;
   }
 }
 
-TEST(InferenceLoss, HessianIsExactAtAZeroResidualPoint) {
-  // With the model's own flux and the parallax measured exactly, the Gauss-Newton terms are the
-  // exact Hessian: it must equal finite differences of the gradient.
-  Fixture f;
-  const Eigen::Vector3d theta(5400, -0.3, 3.9);
-  const StarTable table = star_from_model(f.file, theta, 0.9, 0.3, 0, 0.01, 0.9, 0.04);
-  const InferenceStar star = f.prepare(table);
-  InferenceLoss loss(f.file.model, f.prior, 0, 30.0);
-  const StarVector p = loss.parameters_of(theta, 0.9, 0.3, 0);
+// Central differences of the gradient against the Hessian (Theta, u, v) at p.
+void expect_hessian_matches_finite_differences(InferenceLoss& loss, const InferenceStar& star,
+                                               const StarVector& p) {
   StarVector gradient;
   StarMatrix hessian;
   loss.value_gradient_hessian(star, p, gradient, hessian);
@@ -119,6 +107,30 @@ TEST(InferenceLoss, HessianIsExactAtAZeroResidualPoint) {
     for (int j = 0; j < 5; ++j)
       EXPECT_NEAR(hessian(j, k), column(j), 2e-4 * std::max(1.0, std::abs(column(j)))) << j << "," << k;
   }
+}
+
+TEST(InferenceLoss, GradientMatchesFiniteDifferences) {
+  for (const bool use_xi : {false, true}) {
+    Fixture f(use_xi);
+    // Observed flux away from the evaluation point, so that every term has a gradient.
+    const StarTable table = star_from_model(f.file, {5200, -0.4, 4.1}, 1.3, 0.4, 0.1, 0.02, 1.1, 0.05);
+    const InferenceStar star = f.prepare(table);
+    InferenceLoss loss(f.file.model, f.prior, use_xi ? 0.3 : 0.0, 30.0);
+    StarVector p = loss.parameters_of({5600, -0.2, 3.8}, 1.2, 0.5, 0.05);
+    expect_gradient_matches_finite_differences(loss, star, p);
+  }
+}
+
+TEST(InferenceLoss, HessianIsExactAtAZeroResidualPoint) {
+  // With the model's own flux and the parallax measured exactly, the Gauss-Newton terms are the
+  // exact Hessian: it must equal finite differences of the gradient.
+  Fixture f;
+  const Eigen::Vector3d theta(5400, -0.3, 3.9);
+  const StarTable table = star_from_model(f.file, theta, 0.9, 0.3, 0, 0.01, 0.9, 0.04);
+  const InferenceStar star = f.prepare(table);
+  InferenceLoss loss(f.file.model, f.prior, 0, 30.0);
+  const StarVector p = loss.parameters_of(theta, 0.9, 0.3, 0);
+  expect_hessian_matches_finite_differences(loss, star, p);
 }
 
 TEST(InferenceLoss, LabelledStarsGiveTheStarLossWithItsDerivatives) {
@@ -145,36 +157,14 @@ TEST(InferenceLoss, LabelledStarsGiveTheStarLossWithItsDerivatives) {
   double unused[5];
   EXPECT_NEAR(value, parts.chi2 + star_measurement_terms(physical, measured, unused), 1e-9 * value);
   EXPECT_GT(parts.chi2, 0);
-  StarVector gradient;
-  loss.value_gradient(star, p, gradient);
-  for (int k = 0; k < 5; ++k) {
-    const double h = 1e-6;
-    StarVector up = p, down = p;
-    up(k) += h;
-    down(k) -= h;
-    const double numeric = (loss.value(star, up) - loss.value(star, down)) / (2 * h);
-    EXPECT_NEAR(gradient(k), numeric, 1e-5 * std::max(1.0, std::abs(numeric))) << "parameter " << k;
-  }
+  expect_gradient_matches_finite_differences(loss, star, p);
 
   StarMeasurements exact = measured;
   exact.label = theta;
   exact.parallax = 0.9;
   exact.E_prior = 0.3;
   star.labels = &exact;
-  const StarVector at_truth = loss.parameters_of(theta, 0.9, 0.3, 0);
-  StarMatrix hessian;
-  loss.value_gradient_hessian(star, at_truth, gradient, hessian);
-  for (int k = 0; k < 5; ++k) {
-    const double h = 1e-5;
-    StarVector up = at_truth, down = at_truth, g_up, g_down;
-    up(k) += h;
-    down(k) -= h;
-    loss.value_gradient(star, up, g_up);
-    loss.value_gradient(star, down, g_down);
-    const StarVector column = (g_up - g_down) / (2 * h);
-    for (int j = 0; j < 5; ++j)
-      EXPECT_NEAR(hessian(j, k), column(j), 2e-4 * std::max(1.0, std::abs(column(j)))) << j << "," << k;
-  }
+  expect_hessian_matches_finite_differences(loss, star, loss.parameters_of(theta, 0.9, 0.3, 0));
 
   // The solve from a displaced start lands where the gradient vanishes.
   FastOptimizerSettings lm;
@@ -182,6 +172,7 @@ TEST(InferenceLoss, LabelledStarsGiveTheStarLossWithItsDerivatives) {
   star.labels = &measured;
   const StarFit fit = fit_star_fast(loss, star, p, lm);
   EXPECT_TRUE(fit.converged);
+  StarVector gradient;
   loss.value_gradient(star, fit.parameters, gradient);
   EXPECT_LT(gradient.norm(), 1e-3);
   EXPECT_LT(fit.parts.total, value);
