@@ -2,7 +2,8 @@
 //   L_inf = chi^2 + ((parallax - parallax_hat) / sigma)^2 - 2 ln p_GMM(Theta) - 2 ln parallax - 2 ln E
 //           [+ (xi / sigma_xi)^2 for a model with xi and a prior width set],
 // or, for a star that carries its labels (InferenceStar::labels, training), the star loss L_star
-// with the same chi^2 and the label, parallax and E-prior terms of star_loss.hpp,
+// with the same chi^2 and the label, parallax and E-prior terms of star_loss.hpp (and -2 ln p(Theta)
+// if the loss has a prior: training with a population prior),
 // in the optimiser's coordinates p = (x_teff, x_feh, x_logg, u = ln parallax, v = ln E[, xi]),
 // x = (Theta - offset) / scale the network's normalised inputs (they make the parameters comparable
 // in size). value_gradient_hessian gives the gradient and a Hessian that is exact in (u, v) and
@@ -29,7 +30,7 @@ using StarMatrix =
 struct InferenceLossParts {
   double chi2 = 0;           // flux chi^2
   double parallax_term = 0;  // ((parallax - parallax_hat) / sigma)^2
-  double ln_prior = 0;       // ln p_GMM(Theta); labelled stars: -1/2 of their measurement terms
+  double ln_prior = 0;       // ln p_GMM(Theta); labelled stars: -1/2 of their measurement terms (+ ln p)
   double total = 0;          // L_inf
 };
 
@@ -39,7 +40,7 @@ public:
   // vanished, -2 ln E makes L_inf fall without bound as E grows.
   InferenceLoss(const FluxModel& model, const GaussianMixtureDensity& prior, double xi_prior_sigma,
                 double E_limit);
-  // For labelled stars only (L_star): no GMM prior.
+  // For labelled stars only (L_star without a population prior).
   InferenceLoss(const FluxModel& model, double xi_prior_sigma, double E_limit);
 
   int parameters() const { return m_model.use_xi ? 6 : 5; }

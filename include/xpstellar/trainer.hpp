@@ -10,17 +10,20 @@
 // Losses (DESIGN §1.3). Model step: the batch mean of chi^2 (optionally tempered) plus
 // ||W||^2 / n_W. Star step: each star's L_star with u = ln parallax and v = ln E, divided by the
 // batch size as in the authors' code (their star loss is a batch mean), and optimised in the
-// network's normalised Theta units.
+// network's normalised Theta units. With a population prior (PopulationPriorSettings) stars start
+// at their regression-calibrated labels and L_star gains -2 ln p(Theta).
 #pragma once
 
 #include <mpi.h>
 
 #include <Eigen/Dense>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "xpstellar/flux_model.hpp"
+#include "xpstellar/gaussian_mixture.hpp"
 #include "xpstellar/training_checkpoint.hpp"
 #include "xpstellar/training_set.hpp"
 #include "xpstellar/star_loss.hpp"
@@ -96,6 +99,7 @@ private:
   void after_step(const std::string& checkpoint_dir);
   void write_checkpoint(const std::string& dir);
   Eigen::VectorXd initial_output_bias(const FluxModel& start);
+  void start_at_calibrated_labels();
   Eigen::MatrixXd shard_ordered_sum(const Eigen::MatrixXd& local_partials) const;
 
   TrainingSettings m_settings;
@@ -110,6 +114,8 @@ private:
   TrainingPosition m_position;
   std::vector<PhaseReport> m_reports;
   std::vector<Workspace> m_workspaces;  // one per OpenMP thread
+  GaussianMixture m_population;         // population_prior.enabled: the label population
+  std::unique_ptr<GaussianMixtureDensity> m_population_density;  // and its density; else null
   std::int64_t m_abort_at_step = -1;    // XPS_TRAIN_ABORT_AT_STEP (tests: SIGKILL after that step)
 };
 

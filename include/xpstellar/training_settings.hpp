@@ -12,6 +12,7 @@
 
 #include "xpstellar/flux_model.hpp"
 #include "xpstellar/flux_whitening.hpp"
+#include "xpstellar/gaussian_mixture.hpp"
 
 namespace xps {
 class ParameterSet;
@@ -31,6 +32,16 @@ struct StarSolveSettings {  // [star_solve]
   double initial_damping = 1e-3;
   double decrement_tolerance = 1e-3;  // L_star units
   double E_limit = 30;
+};
+
+// The population of the true labels, deconvolved from the training stars' labels and errors
+// (deconvolved_mixture.hpp). When enabled, every star starts at E[Theta | label] under it (the
+// regression-calibrated label, so that a model fitted at the starting labels is not diluted) and
+// its star loss gains -2 ln p(Theta). Not in the paper: off by default.
+struct PopulationPriorSettings {  // [population_prior]
+  bool enabled = false;
+  GmmFitSettings fit;               // components, EM iterations, tolerance, seed
+  std::int64_t max_stars = 100000;  // fitted to every k-th usable training star (canonical order)
 };
 
 // lr(t) = initial * drop_factor^(number of drop points <= t) * decay_factor^floor(t / decay_every)
@@ -107,6 +118,7 @@ struct TrainingSettings {
   std::uint64_t seed = 1;
   double temper_scale = 0;        // chi^2 -> c asinh(chi^2 / c) with c = temper_scale * M; 0 = off
   StarSolveSettings star_solve;   // the levenberg_marquardt star optimiser (plain chi^2)
+  PopulationPriorSettings population_prior;
   std::int64_t checkpoint_every = 1000;  // steps
   int checkpoint_keep = 2;
   double log_interval_seconds = 10;

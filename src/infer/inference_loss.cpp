@@ -58,6 +58,12 @@ double InferenceLoss::forward(const InferenceStar& star, const StarVector& p,
     const double measurement = star_measurement_terms(physical, *star.labels, m_measurement_gradient);
     ln_prior = -0.5 * (measurement - parallax_term + 2 * p(3) + 2 * p(4));
     total = chi2 + measurement;
+    if (m_prior) {  // training with a population prior
+      const double ln_population = m_prior->evaluate(th.data(), flux_gradient ? m_prior_gradient.data() : nullptr,
+                                                     flux_gradient ? m_prior_hessian.data() : nullptr);
+      ln_prior += ln_population;
+      total -= 2 * ln_population;
+    }
   } else {
     if (star.has_parallax) {
       const double pull = (std::exp(p(3)) - star.parallax) / star.parallax_error;
@@ -99,6 +105,7 @@ double InferenceLoss::value_gradient(const InferenceStar& star, const StarVector
     for (int i = 0; i < 3; ++i) gradient(i) += scale(i) * m_measurement_gradient[i];
     gradient(3) += m_measurement_gradient[3];
     gradient(4) += m_measurement_gradient[4];
+    if (m_prior) gradient.head<3>() -= 2.0 * scale.cwiseProduct(m_prior_gradient);
   } else {
     gradient.head<3>() -= 2.0 * scale.cwiseProduct(m_prior_gradient);
     if (star.has_parallax) {
@@ -152,6 +159,7 @@ double InferenceLoss::value_gradient_hessian(const InferenceStar& star, const St
     for (int i = 0; i < 3; ++i) hessian(i, i) += scale(i) * scale(i) * diagonal[i];
     hessian(3, 3) += diagonal[3];
     hessian(4, 4) += diagonal[4];
+    if (m_prior) hessian.topLeftCorner<3, 3>() -= 2.0 * scale.asDiagonal() * m_prior_hessian * scale.asDiagonal();
   } else {
     hessian.topLeftCorner<3, 3>() -= 2.0 * scale.asDiagonal() * m_prior_hessian * scale.asDiagonal();
     if (star.has_parallax) {

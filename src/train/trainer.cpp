@@ -13,9 +13,11 @@
 #include <memory>
 #include <sstream>
 
+#include "xpstellar/deconvolved_mixture.hpp"
 #include "xpstellar/error.hpp"
 #include "xpstellar/flux_whitening.hpp"
 #include "xpstellar/inference_loss.hpp"
+#include "xpstellar/label_population.hpp"
 #include "xpstellar/model_parameters.hpp"
 #include "xpstellar/mpi_session.hpp"
 #include "xpstellar/optimizer.hpp"
@@ -92,6 +94,10 @@ Trainer::Trainer(const TrainingSettings& settings, TrainingStars& stars, std::st
   m_rank = comm_rank(comm);
   m_workspaces.resize(static_cast<std::size_t>(std::max(1, omp_get_max_threads())));
   if (const char* abort_at = std::getenv("XPS_TRAIN_ABORT_AT_STEP")) m_abort_at_step = std::atoll(abort_at);
+  if (m_settings.population_prior.enabled) {
+    m_population = fit_label_population(m_stars, m_settings.population_prior, m_comm);
+    m_population_density = std::make_unique<GaussianMixtureDensity>(m_population);
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -159,12 +165,28 @@ void Trainer::start_fresh() {
     const double E = std::isfinite(m_stars.E_prior(i)) ? std::max(m_stars.E_prior(i), 0.01) : 0.1;
     m_slice.parameters.col(i) << m_stars.label.col(i), std::log(parallax), std::log(E), 0.0;
   }
+  if (m_population_density) start_at_calibrated_labels();
   m_slice.first_moment = Eigen::MatrixXd::Zero(star_parameter_count, n);
   m_slice.second_moment = Eigen::MatrixXd::Zero(star_parameter_count, n);
   m_slice.optimizer_steps.assign(static_cast<std::size_t>(n), 0);
   m_slice.outlier.assign(static_cast<std::size_t>(n), 0);
   m_position = TrainingPosition{};
   m_reports.clear();
+}
+
+// Usable stars move from their labels to E[Theta | label] under the label population.
+void Trainer::start_at_calibrated_labels() {
+  std::vector<Eigen::Index> usable;
+  for (Eigen::Index i = 0; i < static_cast<Eigen::Index>(m_stars.size()); ++i)
+    if (m_stars.usable(i)) usable.push_back(i);
+  Eigen::MatrixXd labels(static_cast<Eigen::Index>(usable.size()), 3), variances(labels.rows(), 3);
+  for (Eigen::Index j = 0; j < labels.rows(); ++j) {
+    labels.row(j) = m_stars.label.col(usable[static_cast<std::size_t>(j)]).transpose();
+    variances.row(j) = m_stars.label_error.col(usable[static_cast<std::size_t>(j)]).array().square().transpose();
+  }
+  const Eigen::MatrixXd calibrated = posterior_means(m_population, labels, variances);
+  for (Eigen::Index j = 0; j < labels.rows(); ++j)
+    m_slice.parameters.col(usable[static_cast<std::size_t>(j)]).head<3>() = calibrated.row(j).transpose();
 }
 
 bool Trainer::resume_from(const std::string& dir) {
@@ -343,7 +365,10 @@ StarMeasurements Trainer::measurements(std::int64_t local_row) const {
 // Each star to the optimum of L_star (untempered chi^2) at the current model, from where it is.
 double Trainer::star_solve(const std::vector<std::int64_t>& rows, Workspace& w) {
   const StarSolveSettings& solve = m_settings.star_solve;
-  if (!w.solve_loss) w.solve_loss = std::make_unique<InferenceLoss>(m_model, 0.0, solve.E_limit);
+  if (!w.solve_loss)
+    w.solve_loss = m_population_density
+                       ? std::make_unique<InferenceLoss>(m_model, *m_population_density, 0.0, solve.E_limit)
+                       : std::make_unique<InferenceLoss>(m_model, 0.0, solve.E_limit);
   InferenceLoss& loss = *w.solve_loss;
   FastOptimizerSettings lm;
   lm.starts = 1;
@@ -389,7 +414,12 @@ double Trainer::star_step(const std::vector<std::int64_t>& rows, const Optimizer
     auto p = m_slice.parameters.col(i);
     const auto jj = static_cast<Eigen::Index>(j);
     const StarMeasurements measured = measurements(rows[j]);
-    const double prior = star_measurement_terms(p.data(), measured, gradient);
+    double prior = star_measurement_terms(p.data(), measured, gradient);
+    if (m_population_density) {
+      double population_gradient[3];
+      prior -= 2 * m_population_density->evaluate(p.data(), population_gradient, nullptr);
+      for (int k = 0; k < 3; ++k) gradient[k] -= 2 * population_gradient[k];
+    }
     for (int k = 0; k < 3; ++k) gradient[k] = (gradient[k] + w.star.theta(k, jj)) * scale(k);
     gradient[3] += w.star.ln_parallax(jj);
     gradient[4] += w.star.ln_E(jj);

@@ -207,6 +207,17 @@ void declare_training_parameters(ParameterSet& p) {
                  "a star is solved when its Newton decrement g^T H^-1 g / 2 is below this", 0);
   p.declare_real("star_solve.E_limit", 30, "mag", "largest E a solve may reach", 0);
 
+  p.declare_flag("population_prior.enabled", false,
+                 "start every star at E[Theta | label] under the population deconvolved from the "
+                 "training labels, and add -2 ln p(Theta) to its star loss (not in the paper)");
+  p.declare_integer("population_prior.components", 16, "", "Gaussians of the deconvolved population", 1, 1000);
+  p.declare_integer("population_prior.max_iterations", 300, "", "EM iterations of the deconvolution", 1, 100000);
+  p.declare_real("population_prior.tolerance", 1e-6, "",
+                 "EM stops when the mean ln-likelihood per star changes less", 0, 1);
+  p.declare_integer("population_prior.max_stars", 100000, "stars",
+                    "the fit uses every k-th usable training star, k chosen to stay below this", 100);
+  p.declare_integer("population_prior.seed", 1, "", "seed of the k-means++ start of the fit", 0);
+
   p.declare_real("optimizer.adam_beta1", 0.9, "", "Adam first-moment decay", 0, 0.999999);
   p.declare_real("optimizer.adam_beta2", 0.999, "", "Adam second-moment decay", 0, 0.999999999);
   p.declare_real("optimizer.adam_epsilon", 1e-8, "", "Adam denominator floor", 0);
@@ -265,6 +276,15 @@ TrainingSettings read_training_parameters(const ParameterSet& p) {
   s.star_solve.initial_damping = p.real("star_solve.initial_damping");
   s.star_solve.decrement_tolerance = p.real("star_solve.decrement_tolerance");
   s.star_solve.E_limit = p.real("star_solve.E_limit");
+
+  auto& population = s.population_prior;
+  population.enabled = p.flag("population_prior.enabled");
+  population.fit.components = static_cast<int>(p.integer("population_prior.components"));
+  population.fit.max_iterations = static_cast<int>(p.integer("population_prior.max_iterations"));
+  population.fit.tolerance = p.real("population_prior.tolerance");
+  population.fit.n_init = 1;
+  population.fit.seed = static_cast<std::uint64_t>(p.integer("population_prior.seed"));
+  population.max_stars = p.integer("population_prior.max_stars");
 
   const double beta1 = p.real("optimizer.adam_beta1");
   const double beta2 = p.real("optimizer.adam_beta2");

@@ -178,6 +178,31 @@ TEST(InferenceLoss, LabelledStarsGiveTheStarLossWithItsDerivatives) {
   EXPECT_LT(fit.parts.total, value);
 }
 
+TEST(InferenceLoss, LabelledStarsWithAPopulationPriorAddMinusTwoLnP) {
+  // Training with population_prior.enabled: L_star - 2 ln p(Theta), the prior's gradient and
+  // Hessian exact, so the Hessian still matches finite differences at a zero-residual point.
+  Fixture f;
+  const Eigen::Vector3d theta(5400, -0.3, 3.9);
+  const StarTable table = star_from_model(f.file, theta, 0.9, 0.3, 0, 0.01, 0.9, 0.04);
+  InferenceStar star = f.prepare(table);
+  StarMeasurements measured;
+  measured.label = theta;
+  measured.label_error = {80, 0.07, 0.1};
+  measured.parallax = 0.9;
+  measured.parallax_error = 0.04;
+  measured.E_prior = 0.3;
+  measured.E_prior_error = 0.05;
+  star.labels = &measured;
+  InferenceLoss with_prior(f.file.model, f.prior, 0.0, 30.0);
+  InferenceLoss without(f.file.model, 0.0, 30.0);
+  const StarVector p = with_prior.parameters_of({5500, -0.2, 3.85}, 0.95, 0.28, 0);
+  const Eigen::Vector3d at(5500, -0.2, 3.85);
+  InferenceLossParts parts;
+  EXPECT_NEAR(with_prior.value(star, p, &parts), without.value(star, p) - 2 * f.prior.log_density(at), 1e-9);
+  expect_gradient_matches_finite_differences(with_prior, star, p);
+  expect_hessian_matches_finite_differences(with_prior, star, with_prior.parameters_of(theta, 0.9, 0.3, 0));
+}
+
 TEST(Fisher, CovarianceInvertsTheInformationAndStaysFiniteWhenSingular) {
   std::mt19937_64 engine(3);
   std::normal_distribution<double> normal;
