@@ -1,6 +1,7 @@
 // Extreme deconvolution of a Gaussian mixture and posterior means under it.
 #include "xpstellar/deconvolved_mixture.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>

@@ -1,6 +1,7 @@
 // The deconvolved population of the training labels, fitted once on rank 0 and broadcast.
 #include "xpstellar/label_population.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
