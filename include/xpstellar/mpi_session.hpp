@@ -35,6 +35,10 @@ int comm_size(MPI_Comm comm);
 // values in total (MPI counts are ints).
 std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& local, MPI_Comm comm);
 
+// Every rank's values, concatenated in rank order, on rank 0 (empty elsewhere). Throws UsageError
+// past 2^31 values in total.
+std::vector<double> gather_doubles_to_root(const std::vector<double>& local, MPI_Comm comm);
+
 // Rank 0's `text` on every rank.
 void broadcast_string(std::string& text, MPI_Comm comm);
 

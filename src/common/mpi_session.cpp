@@ -53,6 +53,26 @@ std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& loca
   return all;
 }
 
+std::vector<double> gather_doubles_to_root(const std::vector<double>& local, MPI_Comm comm) {
+  const int ranks = comm_size(comm);
+  const int local_count = static_cast<int>(local.size());
+  std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets(static_cast<std::size_t>(ranks));
+  MPI_Gather(&local_count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm);
+  std::int64_t total = 0;
+  for (int r = 0; r < ranks; ++r) {
+    offsets[static_cast<std::size_t>(r)] = static_cast<int>(total);
+    total += counts[static_cast<std::size_t>(r)];
+  }
+  // Only rank 0 knows the total: it decides, and every rank learns the verdict.
+  int too_many = total > std::numeric_limits<int>::max() ? 1 : 0;
+  MPI_Bcast(&too_many, 1, MPI_INT, 0, comm);
+  if (too_many != 0) throw UsageError("gather_doubles_to_root: the values exceed MPI's int counts");
+  std::vector<double> all(comm_rank(comm) == 0 ? static_cast<std::size_t>(total) : 0);
+  MPI_Gatherv(local.data(), local_count, MPI_DOUBLE, all.data(), counts.data(), offsets.data(),
+              MPI_DOUBLE, 0, comm);
+  return all;
+}
+
 void broadcast_string(std::string& text, MPI_Comm comm) {
   std::uint64_t size = text.size();
   MPI_Bcast(&size, 1, MPI_UINT64_T, 0, comm);

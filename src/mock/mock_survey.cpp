@@ -120,19 +120,6 @@ struct LocalTally {
   }
 };
 
-std::vector<double> gather_to_root(const std::vector<double>& local, MPI_Comm comm) {
-  const int ranks = comm_size(comm);
-  int count = static_cast<int>(local.size());
-  std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets(counts.size());
-  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm);
-  int total = 0;
-  for (std::size_t r = 0; r < counts.size(); ++r) offsets[r] = total, total += counts[r];
-  std::vector<double> all(comm_rank(comm) == 0 ? static_cast<std::size_t>(total) : 0);
-  MPI_Gatherv(local.data(), count, MPI_DOUBLE, all.data(), counts.data(), offsets.data(),
-              MPI_DOUBLE, 0, comm);
-  return all;
-}
-
 MockSummary summarise(const LocalTally& tally, std::vector<PartitionCount> partitions, int level,
                       MPI_Comm comm) {
   MockSummary summary;
@@ -147,8 +134,8 @@ MockSummary summarise(const LocalTally& tally, std::vector<PartitionCount> parti
   summary.pathological = counts[3];
   summary.missing_tmass = counts[4];
   summary.missing_unwise = counts[5];
-  double medians[3] = {median(gather_to_root(tally.xp_snr, comm)),
-                       median(gather_to_root(tally.g, comm)), median(gather_to_root(tally.e, comm))};
+  double medians[3] = {median(gather_doubles_to_root(tally.xp_snr, comm)),
+                       median(gather_doubles_to_root(tally.g, comm)), median(gather_doubles_to_root(tally.e, comm))};
   MPI_Bcast(medians, 3, MPI_DOUBLE, 0, comm);
   summary.median_xp_snr = medians[0];
   summary.median_g = medians[1];

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "xpstellar/error.hpp"
+#include "mixture_standardisation.hpp"
 
 namespace xps {
 namespace {
@@ -180,22 +181,15 @@ GaussianMixture fit_deconvolved_gaussian_mixture(const Eigen::MatrixXd& points,
                                                  const Eigen::MatrixXd& variances,
                                                  const GmmFitSettings& settings) {
   check_shapes(points, variances, -1);
-  const Eigen::Index n = points.rows(), d = points.cols();
-  // Standardised units, as in the plain fit, so that reg_covar means the same in every dimension.
-  const Eigen::RowVectorXd centre = points.colwise().mean();
-  Eigen::RowVectorXd scale =
-      ((points.rowwise() - centre).colwise().squaredNorm() / static_cast<double>(n)).cwiseSqrt();
-  for (Eigen::Index j = 0; j < d; ++j)
-    if (!(scale(j) > 0.0)) scale(j) = 1.0;
-  const Eigen::MatrixXd z = ((points.rowwise() - centre).array().rowwise() / scale.array()).transpose();  // [D x N]
-  const Eigen::MatrixXd s = (variances.array().rowwise() / scale.array().square()).transpose();
+  const MixtureStandardisation standardisation(points);
+  const Eigen::MatrixXd z = standardisation.points(points).transpose();  // [D x N]
+  const Eigen::MatrixXd s = standardisation.variances(variances).transpose();
   GaussianMixture g = fit_gaussian_mixture(z.transpose(), settings);
-  if (d == 3)
+  if (points.cols() == 3)
     deconvolve<3>(z, s, settings, g);
   else
     deconvolve<Eigen::Dynamic>(z, s, settings, g);
-  g.means = (g.means.array().rowwise() * scale.array()).rowwise() + centre.array();
-  for (auto& cov : g.covariances) cov = scale.asDiagonal() * cov * scale.asDiagonal();
+  standardisation.restore(g);
   return g;
 }
 

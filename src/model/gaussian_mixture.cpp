@@ -10,6 +10,7 @@
 
 #include "xpstellar/config.hpp"
 #include "xpstellar/error.hpp"
+#include "mixture_standardisation.hpp"
 
 namespace xps {
 namespace {
@@ -172,13 +173,8 @@ GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFit
     throw UsageError("GMM fit: n_init and max_iterations must be at least 1");
   if (!points.allFinite()) throw UsageError("GMM fit: points contain NaN or infinite values");
 
-  // Standardise so that reg_covar and k-means distances mean the same in every dimension.
-  const Eigen::RowVectorXd centre = points.colwise().mean();
-  Eigen::RowVectorXd scale =
-      ((points.rowwise() - centre).colwise().squaredNorm() / static_cast<double>(n)).cwiseSqrt();
-  for (Eigen::Index j = 0; j < d; ++j)
-    if (!(scale(j) > 0.0)) scale(j) = 1.0;
-  const Eigen::MatrixXd x = (points.rowwise() - centre).array().rowwise() / scale.array();
+  const MixtureStandardisation standardisation(points);
+  const Eigen::MatrixXd x = standardisation.points(points);
 
   Random random(settings.seed);
   double best_ll = -std::numeric_limits<double>::infinity();
@@ -203,9 +199,7 @@ GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFit
     }
   }
 
-  // Back to the original units: x = centre + scale . z.
-  best.means = (best.means.array().rowwise() * scale.array()).rowwise() + centre.array();
-  for (auto& cov : best.covariances) cov = scale.asDiagonal() * cov * scale.asDiagonal();
+  standardisation.restore(best);
   return best;
 }
 

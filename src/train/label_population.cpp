@@ -58,18 +58,12 @@ GaussianMixture fit_label_population(const TrainingStars& stars, const Populatio
     for (int d = 0; d < dimension; ++d) local.push_back(stars.label(d, i));
     for (int d = 0; d < dimension; ++d) local.push_back(stars.label_error(d, i) * stars.label_error(d, i));
   }
-  const int count = static_cast<int>(local.size());
-  std::vector<int> counts(per_rank.size()), offsets(per_rank.size());
-  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm);
-  int gathered = 0;
-  for (std::size_t r = 0; r < counts.size(); ++r) offsets[r] = gathered, gathered += counts[r];
-  std::vector<double> all(rank == 0 ? static_cast<std::size_t>(gathered) : 0);
-  MPI_Gatherv(local.data(), count, MPI_DOUBLE, all.data(), counts.data(), offsets.data(), MPI_DOUBLE, 0, comm);
+  const std::vector<double> all = gather_doubles_to_root(local, comm);  // canonical order
 
   std::string failure;
   std::vector<double> packed;
   if (rank == 0) {
-    const Eigen::Index n = gathered / (2 * dimension);
+    const auto n = static_cast<Eigen::Index>(all.size() / (2 * dimension));
     Eigen::MatrixXd labels(n, dimension), variances(n, dimension);
     for (Eigen::Index i = 0; i < n; ++i)
       for (int d = 0; d < dimension; ++d) {

@@ -47,23 +47,6 @@ void rethrow_from_root(std::string failure, MPI_Comm comm) {
   if (!failure.empty()) throw IoError(failure);
 }
 
-// Rank 0 receives every rank's `values_per_star` doubles per local star, in canonical order.
-std::vector<double> gather_to_root(const std::vector<double>& local, MPI_Comm comm) {
-  const int ranks = comm_size(comm);
-  const int count = static_cast<int>(local.size());
-  std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets(static_cast<std::size_t>(ranks));
-  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm);
-  int total = 0;
-  for (int r = 0; r < ranks; ++r) {
-    offsets[static_cast<std::size_t>(r)] = total;
-    total += counts[static_cast<std::size_t>(r)];
-  }
-  std::vector<double> all(comm_rank(comm) == 0 ? static_cast<std::size_t>(total) : 0);
-  MPI_Gatherv(local.data(), count, MPI_DOUBLE, all.data(), counts.data(), offsets.data(), MPI_DOUBLE,
-              0, comm);
-  return all;
-}
-
 ModelPrior fit_prior(const std::vector<double>& theta, const GmmPriorSettings& settings) {
   const auto n = static_cast<Eigen::Index>(theta.size() / 3);
   if (n < settings.fit.components)
@@ -97,7 +80,7 @@ void write_results(const TrainingStars& stars, Trainer& trainer, const TrainingS
                                static_cast<double>(trainer.outliers()[s]), chi2(i),
                                static_cast<double>(stars.exclusion[s])});
   }
-  const std::vector<double> all = gather_to_root(local, comm);
+  const std::vector<double> all = gather_doubles_to_root(local, comm);
   std::string failure;
   if (comm_rank(comm) == 0) {
     try {
@@ -201,7 +184,7 @@ TrainingRunSummary run_training(const ParameterSet& parameters, const TrainingRu
     if (stars.usable(i) &&
         (trainer.outliers()[static_cast<std::size_t>(i)] & removal_bits(settings.cleaning.rule)) == 0)
       for (int k = 0; k < 3; ++k) local_theta.push_back(trainer.star_parameters()(k, i));
-  const std::vector<double> theta = gather_to_root(local_theta, comm);
+  const std::vector<double> theta = gather_doubles_to_root(local_theta, comm);
   std::string failure;
   if (rank == 0) {
     try {
