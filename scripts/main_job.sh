@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, the whole chain on 2 MPI ranks:
-#   mock surveys -> train (config/train_fast.ini) -> infer -> validation report.
+#   mock surveys -> train (config/train_fast.ini) -> model-error selection -> infer -> validation.
 # A labelled training sample (config/mock_training.ini, 40,000 stars) trains the model; inference
 # then runs on all of it (the 20 % validation stars are inferred without their labels) and on the
 # default survey (config/mock_default.ini); one partition is also fitted with the paper's optimiser
-# for the comparison in the report. Outputs under $XPS_OUTPUT (default out/).
+# for the comparison in the report. The model-error terms of inference are chosen against the
+# labels of the training split (tools/select_model_error.py), never against the truth. Outputs under $XPS_OUTPUT (default out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
@@ -19,23 +20,27 @@ rm -rf "$output/mock" "$output/training" "$output/model.h5" "$output/model_train
        "$output/catalog" "$output/catalog_survey" "$output/catalog_paper" "$output/validation"
 started=$(date +%s)
 
-echo "== 1/5 mock surveys ($ranks ranks): default survey -> $output/mock, labelled sample -> $output/training"
+echo "== 1/6 mock surveys ($ranks ranks): default survey -> $output/mock, labelled sample -> $output/training"
 run build/bin/xps_mock --config config/mock_default.ini --output "$output/mock"
 run build/bin/xps_mock --config config/mock_training.ini --stars "$training_stars" --output "$output/training"
 
-echo "== 2/5 training (config/train_fast.ini) -> $output/model.h5"
+echo "== 2/6 training (config/train_fast.ini) -> $output/model.h5"
 run build/bin/xps_train --config config/train_fast.ini --stars "$output/training" \
   --output "$output/model.h5" --checkpoint-dir "$output/checkpoints"
 
-echo "== 3/5 inference (fast optimiser) -> $output/catalog, $output/catalog_survey"
+echo "== 3/6 model-error terms chosen against the training split's labels -> $output/model.h5"
+/usr/bin/python3 tools/select_model_error.py --model "$output/model.h5" --stars "$output/training" \
+  --launcher "mpirun ${mpirun_flags[*]} -np $ranks" --xps-infer build/bin/xps_infer
+
+echo "== 4/6 inference (fast optimiser) -> $output/catalog, $output/catalog_survey"
 run build/bin/xps_infer --model "$output/model.h5" --stars "$output/training" --output "$output/catalog"
 run build/bin/xps_infer --model "$output/model.h5" --stars "$output/mock" --output "$output/catalog_survey"
 
-echo "== 4/5 the paper's optimiser on two partitions -> $output/catalog_paper"
+echo "== 5/6 the paper's optimiser on two partitions -> $output/catalog_paper"
 run build/bin/xps_infer --model "$output/model.h5" --stars "$output/training" --output "$output/catalog_paper" \
   --optimizer paper --partitions 0:2
 
-echo "== 5/5 validation report -> $output/validation"
+echo "== 6/6 validation report -> $output/validation"
 /usr/bin/python3 tools/validate.py --stars "$output/training" --catalogs "$output/catalog" \
   --compare-catalogs "$output/catalog_paper" --output "$output/validation"
 

@@ -79,6 +79,10 @@ struct CatalogAttributes {
   std::string model_file;          // file name of the model
   std::string model_checksum;      // file_checksum() of the model (16 hex digits)
   double parallax_zero_point = 0;  // mas, as subtracted from the measured parallax
+  // The model-error terms the uncertainties were computed with (CovarianceInflation; 0 = none).
+  double model_error_level_frac = 0;
+  double model_error_smooth_frac = 0;
+  double model_error_smooth_length_nm = 0;
   std::string optimizer;           // "fast" or "paper"
   std::string config_text;         // the effective configuration (INI)
   std::string code_version;

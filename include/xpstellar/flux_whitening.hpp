@@ -1,6 +1,7 @@
 // The data covariance of one star and its whitening (DESIGN §1.2), shared by training and
 // inference: the XP block of the star-table covariance is inflated,
 //   C = C_gaia + diag(a f)^2 + b^2 f f^T + c^2 f_BP f_BP^T + d^2 f_RP f_RP^T,
+// plus the model-error terms of inference (a level over all bands and a smooth shape term),
 // with f_BP = w_BP . f and f_RP = w_RP . f (the converter's merge weights), the 2MASS bands keep
 // their variances, the unWISE bands get a relative error added in quadrature, and missing bands
 // drop out. Then C = U D U^T, D is clipped from below, and L = D^-1/2 U^T, so that
@@ -23,6 +24,18 @@ struct CovarianceInflation {
   double bp_frac = 0.001;      // c: correlated relative error of the BP part
   double rp_frac = 0.001;      // d: correlated relative error of the RP part
   double unwise_frac = 0.10;   // relative flux error added in quadrature to W1, W2
+  // The model error of a trained model (not in the paper; 0 in training, set for inference):
+  // e: a level, fully correlated over every present band (XP and NIR), e^2 f_i f_j: the model's
+  //    overall scale is uncertain to this fraction, so a spectrum cannot pin the parallax
+  //    (f ~ parallax^2) better than e/2;
+  // g, l: a smooth shape error over the XP block, g^2 f_i f_j exp(-(lambda_i - lambda_j)^2 / 2 l^2):
+  //    a learned model's errors are smooth in wavelength, so they mimic small changes of Teff,
+  //    [Fe/H] and E, which the per-sample term a cannot express.
+  // Both scale with the observed flux, so predicting no flux at all costs only ~1/e^2 (or ~1/g^2)
+  // in chi^2: a star the model cannot describe (a white dwarf) may then run to the E limit.
+  double level_frac = 0.0;
+  double smooth_frac = 0.0;
+  double smooth_length_nm = 100.0;
   double eigen_floor = 1e-9;   // lower clip of the eigenvalues, (1e-18 W m-2 nm-1)^2
   double merge_start_nm = 635;  // BP weight 1 below, falling linearly to 0 at merge_end_nm
   double merge_end_nm = 643;
@@ -72,6 +85,7 @@ public:
 
 private:
   std::vector<BandKind> m_kinds;
+  std::vector<double> m_wavelength_nm;
   std::vector<double> m_bp_weight, m_rp_weight;  // merge weights on the XP bands, 0 elsewhere
   CovarianceInflation m_inflation;
 };

@@ -1,11 +1,14 @@
 // The declared parameters of inference (DESIGN §1.5): starting grid, optimisers, quality flags,
 // the parallax zero point and streaming. Every number is a configuration key with the paper's
-// value as default (config/infer.ini lists them); the covariance inflation is not here: inference
-// uses the one stored in the model file, the one the model was trained with.
+// value as default (config/infer_paper.ini lists them). The covariance inflation is the model
+// file's, the one the model was trained with, except for the model-error terms, which a run may
+// set (model_error.*; off in the paper).
 #pragma once
 
 #include <cstdint>
 #include <string>
+
+#include "xpstellar/flux_whitening.hpp"
 
 namespace xps {
 class ParameterSet;
@@ -45,8 +48,17 @@ struct QualityFlagSettings {
   double parallax_pull_max = 10;  // bit 5
 };
 
+// The model-error terms of the whitening (CovarianceInflation::level_frac, smooth_frac,
+// smooth_length_nm) for this run; a negative value keeps the model file's.
+struct ModelErrorSettings {
+  double level_frac = -1;
+  double smooth_frac = -1;
+  double smooth_length_nm = -1;
+};
+
 struct InferenceSettings {
   double parallax_zero_point = -0.017;  // mas, subtracted from the measured parallax
+  bool use_parallax = true;             // false: the spectrum alone (spectrophotometric fits)
   double xi_prior_sigma = 0;            // Gaussian prior on xi; 0 = flat (as in training)
   double E_limit = 30;                  // mag; the fit's domain ends here
   std::int64_t chunk_stars = 4096;      // stars read, fitted and written at a time
@@ -56,10 +68,14 @@ struct InferenceSettings {
   FastOptimizerSettings fast;
   PaperOptimizerSettings paper;
   QualityFlagSettings flags;
+  ModelErrorSettings model_error;
 };
 
 void declare_inference_parameters(ParameterSet& parameters);
 InferenceSettings read_inference_parameters(const ParameterSet& parameters);
 const char* optimizer_name(InferenceOptimizer kind);
+
+// The model file's inflation with the run's model-error terms applied.
+CovarianceInflation with_model_error(CovarianceInflation inflation, const ModelErrorSettings& model_error);
 
 }  // namespace xps

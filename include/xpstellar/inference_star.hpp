@@ -45,8 +45,9 @@ struct InferenceChunk {
 // Prepares row `row` of `table` into slot `slot` of `chunk` (sized by reset). Thread-safe for
 // distinct slots. A star that cannot be fitted gets its FitStatus and is left unprepared.
 // `free_parameters` (5 or 6) decides when a star without parallax has too few bands.
+// `use_parallax` false fits the spectrum alone, as if the star had no parallax measurement.
 void prepare_inference_star(const StarTable& table, std::size_t row, const FluxWhitening& whitening,
                             double parallax_zero_point, int free_parameters, InferenceChunk& chunk,
-                            std::size_t slot);
+                            std::size_t slot, bool use_parallax = true);
 
 }  // namespace xps

@@ -167,6 +167,7 @@ struct SharedModel {
   std::string checksum;
   std::unique_ptr<GaussianMixtureDensity> prior;
   std::unique_ptr<StartGrid> start_grid;
+  CovarianceInflation inflation;  // the model file's with the run's model-error terms
   std::unique_ptr<FluxWhitening> whitening;
 };
 
@@ -179,8 +180,9 @@ SharedModel load_model(const InferenceRunOptions& options) {
   shared.prior = std::make_unique<GaussianMixtureDensity>(shared.file.prior->mixture);
   shared.start_grid = std::make_unique<StartGrid>(shared.file.model, shared.file.prior->mixture,
                                                   shared.file.wavelength_nm, options.settings.start);
+  shared.inflation = with_model_error(shared.file.inflation, options.settings.model_error);
   shared.whitening = std::make_unique<FluxWhitening>(shared.file.band_names, shared.file.wavelength_nm,
-                                                     shared.file.inflation);
+                                                     shared.inflation);
   return shared;
 }
 
@@ -203,6 +205,9 @@ void infer_partition(const Partition& partition, const InferenceRunOptions& opti
   attributes.model_file = fs::path(options.model_path).filename().string();
   attributes.model_checksum = shared.checksum;
   attributes.parallax_zero_point = options.settings.parallax_zero_point;
+  attributes.model_error_level_frac = shared.inflation.level_frac;
+  attributes.model_error_smooth_frac = shared.inflation.smooth_frac;
+  attributes.model_error_smooth_length_nm = shared.inflation.smooth_length_nm;
   attributes.optimizer = optimizer_name(options.settings.optimizer);
   attributes.config_text = options.config_text;
   attributes.code_version = XPS_VERSION;
@@ -227,7 +232,7 @@ void infer_partition(const Partition& partition, const InferenceRunOptions& opti
     for (std::int64_t i = 0; i < count; ++i)
       prepare_inference_star(table, static_cast<std::size_t>(i), *shared.whitening,
                              options.settings.parallax_zero_point, free_parameters, chunk,
-                             static_cast<std::size_t>(i));
+                             static_cast<std::size_t>(i), options.settings.use_parallax);
     const auto blocks = static_cast<std::int64_t>((n + start_screen_block - 1) / start_screen_block);
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t block = 0; block < blocks; ++block) {

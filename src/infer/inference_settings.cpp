@@ -12,6 +12,9 @@ const char* optimizer_name(InferenceOptimizer kind) {
 void declare_inference_parameters(ParameterSet& p) {
   p.declare_real("inference.parallax_zero_point", -0.017, "mas",
                  "parallax zero point, subtracted from the measured parallax before use", -1, 1);
+  p.declare_flag("inference.use_parallax", true,
+                 "use the measured parallax in the fit; false fits the spectrum alone "
+                 "(spectrophotometric parallaxes, to compare with the astrometric ones)");
   p.declare_real("inference.xi_prior_sigma", 0, "",
                  "width of a Gaussian prior on the extinction-curve shape xi (models with xi); 0 = "
                  "flat, as in training",
@@ -64,6 +67,15 @@ void declare_inference_parameters(ParameterSet& p) {
   p.declare_real("paper.stop_fraction", 0.001, "",
                  "stop the SGD rounds when fewer stars than this share have a non-PD Hessian", 0, 1);
 
+  p.declare_real("model_error.level_frac", -1, "",
+                 "model-error level: relative flux error fully correlated over all bands; negative: "
+                 "the model file's (0 from xps_train)", -1, 1);
+  p.declare_real("model_error.smooth_frac", -1, "",
+                 "model-error shape: XP relative flux error correlated over smooth_length; "
+                 "negative: the model file's (0 from xps_train)", -1, 1);
+  p.declare_real("model_error.smooth_length", -1, "nm",
+                 "correlation length of the smooth_frac term; negative: the model file's", -1, 10000);
+
   p.declare_real("flags.chi2_dof_max", 2, "", "quality bit 3 when chi2_opt / dof exceeds this", 0);
   p.declare_real("flags.parallax_pull_max", 10, "",
                  "quality bit 5 when |parallax_hat - parallax_est| / sigma exceeds this", 0);
@@ -72,6 +84,7 @@ void declare_inference_parameters(ParameterSet& p) {
 InferenceSettings read_inference_parameters(const ParameterSet& p) {
   InferenceSettings s;
   s.parallax_zero_point = p.real("inference.parallax_zero_point");
+  s.use_parallax = p.flag("inference.use_parallax");
   s.xi_prior_sigma = p.real("inference.xi_prior_sigma");
   s.E_limit = p.real("inference.E_limit");
   s.chunk_stars = p.integer("inference.chunk_stars");
@@ -109,7 +122,19 @@ InferenceSettings read_inference_parameters(const ParameterSet& p) {
 
   s.flags.chi2_dof_max = p.real("flags.chi2_dof_max");
   s.flags.parallax_pull_max = p.real("flags.parallax_pull_max");
+  s.model_error.level_frac = p.real("model_error.level_frac");
+  s.model_error.smooth_frac = p.real("model_error.smooth_frac");
+  s.model_error.smooth_length_nm = p.real("model_error.smooth_length");
+  if (s.model_error.smooth_length_nm >= 0 && s.model_error.smooth_length_nm < 1)
+    throw UsageError("model_error.smooth_length must be at least 1 nm (or negative: the model file's)");
   return s;
+}
+
+CovarianceInflation with_model_error(CovarianceInflation inflation, const ModelErrorSettings& model_error) {
+  if (model_error.level_frac >= 0) inflation.level_frac = model_error.level_frac;
+  if (model_error.smooth_frac >= 0) inflation.smooth_frac = model_error.smooth_frac;
+  if (model_error.smooth_length_nm >= 0) inflation.smooth_length_nm = model_error.smooth_length_nm;
+  return inflation;
 }
 
 }  // namespace xps

@@ -50,7 +50,7 @@ FitStatus from_whitening(WhiteningStatus status) {
 
 void prepare_inference_star(const StarTable& table, std::size_t row, const FluxWhitening& whitening,
                             double parallax_zero_point, int free_parameters, InferenceChunk& chunk,
-                            std::size_t slot) {
+                            std::size_t slot, bool use_parallax) {
   const auto m = static_cast<std::size_t>(chunk.bands);
   float* variance = chunk.flux_weight.data() + slot * m;
   const WhiteningStatus status =
@@ -66,7 +66,7 @@ void prepare_inference_star(const StarTable& table, std::size_t row, const FluxW
   chunk.bands_used[slot] = used;
   const double parallax = static_cast<double>(table.parallax[row]) - parallax_zero_point;
   const double error = table.parallax_error[row];
-  const bool has_parallax = std::isfinite(parallax) && std::isfinite(error) && error > 0;
+  const bool has_parallax = use_parallax && std::isfinite(parallax) && std::isfinite(error) && error > 0;
   chunk.parallax[slot] = has_parallax ? parallax : 0.0;
   chunk.parallax_error[slot] = has_parallax ? error : 0.0;
   chunk.has_parallax[slot] = has_parallax ? 1 : 0;

@@ -220,6 +220,9 @@ CatalogWriter::CatalogWriter(const std::string& path, std::size_t total_rows,
     group.write_text_attribute("model_file", attributes.model_file);
     group.write_text_attribute("model_checksum", attributes.model_checksum);
     group.write_attribute("parallax_zero_point", attributes.parallax_zero_point);
+    group.write_attribute("model_error_level_frac", attributes.model_error_level_frac);
+    group.write_attribute("model_error_smooth_frac", attributes.model_error_smooth_frac);
+    group.write_attribute("model_error_smooth_length_nm", attributes.model_error_smooth_length_nm);
     group.write_text_attribute("optimizer", attributes.optimizer);
     group.write_text_attribute("config_text", attributes.config_text);
     group.write_text_attribute("code_version", attributes.code_version);
@@ -331,6 +334,10 @@ CatalogAttributes read_catalog_attributes(const std::string& path) {
   attributes.model_file = group.read_string_attribute("model_file");
   attributes.model_checksum = group.read_string_attribute("model_checksum");
   attributes.parallax_zero_point = group.read_double_attribute("parallax_zero_point");
+  for (const auto& [name, value] : {std::pair{"model_error_level_frac", &attributes.model_error_level_frac},
+                                    {"model_error_smooth_frac", &attributes.model_error_smooth_frac},
+                                    {"model_error_smooth_length_nm", &attributes.model_error_smooth_length_nm}})
+    if (group.has_attribute(name)) *value = group.read_double_attribute(name);  // older files: none
   attributes.optimizer = group.read_string_attribute("optimizer");
   attributes.config_text = group.read_string_attribute("config_text");
   attributes.code_version = group.read_string_attribute("code_version");

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <span>
+#include <string_view>
 #include <utility>
 
 #include "io/h5.hpp"
@@ -49,6 +50,10 @@ void visit_inflation(Inflation& inflation, Visit&& visit) {
   visit("merge_start_nm", inflation.merge_start_nm);
   visit("merge_end_nm", inflation.merge_end_nm);
   visit("negative_eigen_tolerance", inflation.negative_eigen_tolerance);
+  // Optional on reading (files written before them have none): the calibrated model error.
+  visit("level_frac", inflation.level_frac);
+  visit("smooth_frac", inflation.smooth_frac);
+  visit("smooth_length_nm", inflation.smooth_length_nm);
 }
 
 // ---- the contract, checked on the values (before writing and after reading) -------------------
@@ -388,6 +393,9 @@ ModelFile read_contents(const h5::File& file) {
   {
     const h5::Group inflation = file.open_group("model/inflation");
     visit_inflation(result.inflation, [&](const char* name, double& value) {
+      const std::string_view key(name);
+      const bool optional = key == "level_frac" || key == "smooth_frac" || key == "smooth_length_nm";
+      if (optional && !inflation.has_attribute(name)) return;
       value = inflation.read_double_attribute(name);
     });
   }

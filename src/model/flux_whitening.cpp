@@ -25,6 +25,14 @@ void declare_inflation_parameters(ParameterSet& p, const std::string& section) {
   p.declare_real(section + ".bp_frac", d.bp_frac, "", "correlated relative error of the BP part", 0, 1);
   p.declare_real(section + ".rp_frac", d.rp_frac, "", "correlated relative error of the RP part", 0, 1);
   p.declare_real(section + ".unwise_frac", d.unwise_frac, "", "unWISE relative flux error added in quadrature", 0, 1);
+  p.declare_real(section + ".level_frac", d.level_frac, "",
+                 "model-error level: relative error fully correlated over all bands (XP and NIR); "
+                 "0 in training (the paper); xps_infer's model_error.level_frac overrides it", 0, 1);
+  p.declare_real(section + ".smooth_frac", d.smooth_frac, "",
+                 "model-error shape: XP relative error correlated over smooth_length; 0 in training "
+                 "(the paper); xps_infer's model_error.smooth_frac overrides it", 0, 1);
+  p.declare_real(section + ".smooth_length", d.smooth_length_nm, "nm",
+                 "correlation length (squared-exponential kernel) of the smooth_frac term", 1, 10000);
   p.declare_real(section + ".eigen_floor", d.eigen_floor, "(1e-18 W m-2 nm-1)^2", "lower clip of the covariance eigenvalues", 0, 1e30);
   p.declare_real(section + ".merge_start", d.merge_start_nm, "nm", "BP merge weight is 1 below this wavelength", 300, 1100);
   p.declare_real(section + ".merge_end", d.merge_end_nm, "nm", "BP merge weight reaches 0 at this wavelength", 300, 1100);
@@ -37,6 +45,9 @@ CovarianceInflation read_inflation_parameters(const ParameterSet& p, const std::
   inflation.bp_frac = p.real(section + ".bp_frac");
   inflation.rp_frac = p.real(section + ".rp_frac");
   inflation.unwise_frac = p.real(section + ".unwise_frac");
+  inflation.level_frac = p.real(section + ".level_frac");
+  inflation.smooth_frac = p.real(section + ".smooth_frac");
+  inflation.smooth_length_nm = p.real(section + ".smooth_length");
   inflation.eigen_floor = p.real(section + ".eigen_floor");
   inflation.merge_start_nm = p.real(section + ".merge_start");
   inflation.merge_end_nm = p.real(section + ".merge_end");
@@ -75,7 +86,8 @@ const char* whitening_status_name(WhiteningStatus status) {
 FluxWhitening::FluxWhitening(const std::vector<std::string>& band_names,
                              const std::vector<double>& wavelength_nm,
                              const CovarianceInflation& inflation)
-    : m_kinds(classify_bands(band_names, wavelength_nm)), m_inflation(inflation) {
+    : m_kinds(classify_bands(band_names, wavelength_nm)), m_wavelength_nm(wavelength_nm),
+      m_inflation(inflation) {
   for (std::size_t k = 0; k < m_kinds.size(); ++k) {
     double bp = 0.0;
     if (m_kinds[k] == BandKind::xp)
@@ -127,6 +139,11 @@ std::vector<double> FluxWhitening::inflated_covariance(const float* flux,
         c = 0.0;  // NIR bands carry their own variances only, as in the authors' code
       } else if (m_kinds[i] == BandKind::unwise) {
         c += std::pow(inf.unwise_frac * fi, 2);
+      }
+      c += inf.level_frac * inf.level_frac * fi * fj;
+      if (inf.smooth_frac > 0 && m_kinds[i] == BandKind::xp && m_kinds[j] == BandKind::xp) {
+        const double separation = (m_wavelength_nm[i] - m_wavelength_nm[j]) / inf.smooth_length_nm;
+        c += inf.smooth_frac * inf.smooth_frac * fi * fj * std::exp(-0.5 * separation * separation);
       }
       covariance[i * m + j] = c;
     }

@@ -247,6 +247,7 @@ def main():
                   loss_compare, compare_status, "paper", WALL_COMPARE)
     # The differences as validate.py computes them (from the stored float64 losses).
     d_stored = (loss_main[0] - loss_compare)[both]
+    usable = (first["flags"] < 8)[both]  # quality_flags < 8 in both sets (the same flags where fitted)
 
     ids = np.concatenate([p["source_id"] for p in parts])
     labelled = np.concatenate([np.isfinite(p["label_teff"]) for p in parts])
@@ -259,6 +260,7 @@ def main():
         "biased_bin": [G_EDGES[BIASED_BIN], G_EDGES[BIASED_BIN + 1]], "bias": BIAS,
         "errors": errors, "bit5": bit5,
         "loss": loss_expected(d_stored), "loss_swapped": loss_expected(-d_stored),
+        "loss_usable": loss_expected(d_stored[usable]),
         "wall": {"main_seconds": WALL_MAIN * len(PIXELS), "compare_seconds": WALL_COMPARE},
     }
     with open(os.path.join(args.output, "injected.json"), "w") as handle:

@@ -6,7 +6,9 @@
 #    catalog or temporary file is left for it; a range past the end does nothing and exits 0;
 #  - stars that cannot be fitted get quality bit 7, their fit_status and NaN estimates, and no
 #    fitted star has a NaN anywhere;
-#  - --optimizer paper runs and is recorded.
+#  - --optimizer paper runs and is recorded;
+#  - tools/select_model_error.py picks the best-scored model-error terms into the model file, and
+#    xps_infer uses them, records them, and gives the plain fits back with model_error.* = 0.
 source "$(dirname "$0")/common.sh"
 stars="$XPS_WORK/stars"
 "${MPIRUN[@]}" -np 2 "$XPS_BIN/xps_mock" --config "$XPS_SOURCE/config/mock_training.ini" --stars 3000 \
@@ -106,4 +108,56 @@ import sys, glob, h5py
 [p] = glob.glob('$XPS_WORK/cat_paper/catalog_1_*.h5')
 assert h5py.File(p)['catalog'].attrs['optimizer'] == 'paper'
 " || fail "paper catalog"
-echo "ok: 1 = 2 ranks byte for byte; skip, --force, ranges; unreadable table named; unfittable stars flagged"
+# tools/select_model_error.py on a copy of the model: it scores every candidate against the
+# training split's labels, writes the best into /model/inflation (and nothing else), later fits
+# use it and record it, and model_error.* keys set to 0 give back the plain fits exactly.
+cp "$XPS_WORK/model.h5" "$XPS_WORK/model_sel.h5"
+/usr/bin/python3 "$XPS_SOURCE/tools/select_model_error.py" --model "$XPS_WORK/model_sel.h5" --stars "$stars" \
+  --launcher "${MPIRUN[*]} -np 2" --xps-infer "$XPS_BIN/xps_infer" --work "$XPS_WORK/selection" \
+  --max-stars 100000 --smooth-grid 0.005,0.02 --level-grid 0.01,0.05 --infer-arg=--start.gmm_samples \
+  --infer-arg=64 > "$XPS_WORK/select.log" 2>&1 || { cat "$XPS_WORK/select.log"; fail "select_model_error.py"; }
+[[ $(grep -c "score" "$XPS_WORK/select.log") -ge 4 ]] || { cat "$XPS_WORK/select.log"; fail "too few candidates scored"; }
+[[ -e "$XPS_WORK/selection" || -e "$XPS_WORK/model_sel.h5.tmp" ]] && fail "select_model_error.py left scratch files"
+infer_selected() { "${MPIRUN[@]}" -np 2 "$XPS_BIN/xps_infer" --model "$XPS_WORK/model_sel.h5" --stars "$stars" \
+                     --output "$1" --start.gmm_samples 64 "${@:2}"; }
+infer_selected "$XPS_WORK/cat_sel" > "$XPS_WORK/infer_sel.log" 2>&1 || fail "inference with the selected model"
+infer_selected "$XPS_WORK/cat_sel0" --model_error.level_frac 0 --model_error.smooth_frac 0 \
+  > "$XPS_WORK/infer_sel0.log" 2>&1 || fail "inference with the model error switched off"
+/usr/bin/python3 - "$XPS_WORK" <<'PY' || fail "model-error selection"
+import sys, glob, os, h5py, numpy as np
+work = sys.argv[1]
+with h5py.File(work + "/model.h5") as old, h5py.File(work + "/model_sel.h5") as new:
+    a = dict(new["model/inflation"].attrs)
+    rows = [line.split() for line in a["model_error_selection"].splitlines()[1:]]
+    best = min(rows, key=lambda r: float(r[2]))
+    assert (a["smooth_frac"], a["level_frac"]) == (float(best[0]), float(best[1])), (best, dict(a))
+    assert a["smooth_frac"] in (0.005, 0.02) and a["level_frac"] in (0.01, 0.05) and a["smooth_length_nm"] == 100
+    assert len(rows) >= 3, rows
+    for key in ("diag_frac", "joint_frac", "bp_frac", "rp_frac", "unwise_frac", "eigen_floor"):
+        assert a[key] == old["model/inflation"].attrs[key], key
+    for name in ("model/nn/layer_0/weight", "model/extinction_R", "prior/gmm/means"):
+        assert np.array_equal(new[name][...], old[name][...]), name
+ratios = []
+for path in sorted(glob.glob(work + "/cat_sel/catalog_1_*.h5")):
+    name = os.path.basename(path)
+    with h5py.File(path) as s, h5py.File(work + "/cat_sel0/" + name) as z, h5py.File(work + "/cat2/" + name) as p:
+        c = s["catalog"]
+        assert c.attrs["model_error_level_frac"] == a["level_frac"], name
+        assert c.attrs["model_error_smooth_frac"] == a["smooth_frac"], name
+        assert z["catalog"].attrs["model_error_level_frac"] == 0, name
+        for column in ("stellar_params_est", "stellar_params_err", "quality_flags"):
+            assert np.array_equal(z["catalog/" + column][...], p["catalog/" + column][...], equal_nan=True), (name, column)
+        fitted = (c["quality_flags"][...] & 128) == 0
+        ratios.append(c["stellar_params_err"][...][fitted] / p["catalog/stellar_params_err"][...][fitted])
+# a larger covariance: larger uncertainties (Teff, [Fe/H], E) for most fitted stars
+ratio = np.nanmedian(np.concatenate(ratios), axis=0)
+assert (ratio[[0, 1, 3]] > 1).all(), ratio
+PY
+set +e
+/usr/bin/python3 "$XPS_SOURCE/tools/select_model_error.py" --model "$XPS_WORK/model_sel.h5" --stars "$XPS_WORK/nowhere" \
+  > "$XPS_WORK/select_bad.log" 2>&1
+status=$?
+set -e
+[[ $status -eq 2 ]] && grep -q "nowhere" "$XPS_WORK/select_bad.log" || fail "a missing star directory: exit 2 naming it"
+
+echo "ok: 1 = 2 ranks byte for byte; skip, --force, ranges; unreadable table named; unfittable stars flagged; model-error selection"

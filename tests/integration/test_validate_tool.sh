@@ -124,6 +124,10 @@ for name, want, verdict in (("all", inj["loss"], "PASS"), ("swapped", inj["loss_
     for k in ("median", "p99", "fraction_main_lower"):
         check(abs(got[k] - want[k]) < 1e-9, f"{name}: loss {k} {got[k]} != injected {want[k]}")
     check(got["verdict"] == verdict, f"{name}: loss verdict {got['verdict']}, expected {verdict}")
+got, want = load("all")["compare"]["usable_in_both"], inj["loss_usable"]
+check(got["n"] == want["n"] and got["n"] < inj["loss"]["n"], f"usable in both: {got['n']} != {want['n']}")
+check(abs(got["median"] - want["median"]) < 1e-9 and abs(got["p99"] - want["p99"]) < 1e-9,
+      f"usable in both: {got} != {want}")
 c = s["compare"]
 check(abs(c["wall_main"]["seconds"] - inj["wall"]["main_seconds"]) < 1e-9
       and abs(c["wall_compare"]["seconds"] - inj["wall"]["compare_seconds"]) < 1e-9, "wall seconds")

@@ -75,6 +75,9 @@ inline ModelFile make_random_model_file(const ModelFixtureOptions& options) {
   file.inflation.merge_start_nm = 630.5;
   file.inflation.merge_end_nm = 645.25;
   file.inflation.negative_eigen_tolerance = 2e-6;
+  file.inflation.level_frac = 0.021;
+  file.inflation.smooth_frac = 0.013;
+  file.inflation.smooth_length_nm = 87.5;
 
   if (options.with_prior) {
     ModelPrior prior;

@@ -49,6 +49,9 @@ xps::CatalogAttributes make_attributes() {
   a.model_file = "model.h5";
   a.model_checksum = "0123456789abcdef";
   a.parallax_zero_point = -0.017;
+  a.model_error_level_frac = 0.05;
+  a.model_error_smooth_frac = 0.03;
+  a.model_error_smooth_length_nm = 100;
   a.optimizer = "fast";
   a.config_text = "[inference]\noptimizer = fast\n# σ_ϖ in mas, [Fe/H] in dex\n";
   a.code_version = "0.1.0";
@@ -353,6 +356,9 @@ TEST_F(CatalogTest, AttributesRoundTrip) {
   EXPECT_EQ(read.model_file, expected.model_file);
   EXPECT_EQ(read.model_checksum, expected.model_checksum);
   EXPECT_EQ(read.parallax_zero_point, expected.parallax_zero_point);
+  EXPECT_EQ(read.model_error_level_frac, expected.model_error_level_frac);
+  EXPECT_EQ(read.model_error_smooth_frac, expected.model_error_smooth_frac);
+  EXPECT_EQ(read.model_error_smooth_length_nm, expected.model_error_smooth_length_nm);
   EXPECT_EQ(read.optimizer, expected.optimizer);
   EXPECT_EQ(read.config_text, expected.config_text);
   EXPECT_EQ(read.code_version, expected.code_version);

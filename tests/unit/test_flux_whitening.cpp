@@ -110,6 +110,42 @@ TEST(FluxWhitening, InflationTermsAreTheDesignsFormula) {
   EXPECT_NEAR(c[band_w1 * m + band_w1], 1.0 + std::pow(0.1 * flux[band_w1], 2), 1e-6);
 }
 
+// The model-error terms of inference: a level e^2 f_i f_j over every present band (NIR included,
+// whose other cross terms are zero) and a smooth XP term g^2 f_i f_j exp(-(dlambda / l)^2 / 2).
+TEST(FluxWhitening, ModelErrorTermsAddTheirFormulaToThePapersCovariance) {
+  CovarianceInflation paper;
+  CovarianceInflation with_error = paper;
+  with_error.level_frac = 0.03;
+  with_error.smooth_frac = 0.02;
+  with_error.smooth_length_nm = 80.0;
+  std::vector<float> flux(m), packed(packed_triangle_size(m), 0.0f);
+  for (std::size_t k = 0; k < m; ++k) {
+    flux[k] = 50.0f + 3.0f * static_cast<float>(k);
+    packed[packed_triangle_index(k, k, m)] = 2.0f;
+  }
+  flux[band_h] = std::nanf("");  // a missing band gets no term
+  packed[packed_triangle_index(band_h, band_h, m)] = std::nanf("");
+  const auto base = standard_whitening(paper).inflated_covariance(flux.data(), packed.data());
+  const auto c = standard_whitening(with_error).inflated_covariance(flux.data(), packed.data());
+  const auto wavelengths = standard_wavelengths_nm();
+  for (std::size_t i : {0ul, 10ul, 30ul, 60ul, band_j, band_w2})
+    for (std::size_t j : {0ul, 11ul, 45ul, 60ul, band_ks, band_w1}) {
+      const double fi = flux[i], fj = flux[j];
+      const bool both_xp = i < 61 && j < 61;
+      const double separation = (wavelengths[i] - wavelengths[j]) / 80.0;
+      const double expected = 0.03 * 0.03 * fi * fj +
+                              (both_xp ? 0.02 * 0.02 * fi * fj * std::exp(-0.5 * separation * separation) : 0.0);
+      EXPECT_NEAR(c[i * m + j] - base[i * m + j], expected, 1e-9 * std::abs(c[i * m + j])) << i << "," << j;
+    }
+  EXPECT_TRUE(std::isnan(c[band_h * m + band_h]));
+  EXPECT_TRUE(std::isnan(c[0 * m + band_h]));
+  // Still a covariance: the whitening of the larger one succeeds.
+  std::vector<float> whitening(m * m), flux_for_fit(m);
+  EXPECT_EQ(standard_whitening(with_error).whiten(flux.data(), packed.data(), whitening.data(),
+                                                  flux_for_fit.data()),
+            WhiteningStatus::ok);
+}
+
 TEST(FluxWhitening, BadStarsGetAReasonNotACrash) {
   const FluxWhitening whitening = standard_whitening();
   std::vector<float> flux(m, 100.0f), packed(packed_triangle_size(m), 0.0f), l(m * m), fit(m);

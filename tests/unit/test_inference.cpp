@@ -338,6 +338,55 @@ TEST(StarInference, UnfittableStarsGetAFlagAndNaNEstimatesOnly) {
   EXPECT_EQ(rows.fit_status[2], static_cast<std::uint8_t>(FitStatus::non_finite_flux));
 }
 
+// inference.use_parallax = false: the spectrum alone gives the parallax, a discrepant measured
+// parallax neither pulls the fit nor raises the parallax-excess bit; with it, the fit moves.
+TEST(StarInference, WithoutTheMeasuredParallaxTheSpectrumAloneSetsIt) {
+  Fixture f;
+  // Noiseless flux of a star at parallax 1.5 mas; the "measured" parallax says 2.5 +- 0.05.
+  const StarTable table = star_from_model(f.file, {5300, -0.25, 3.7}, 1.5, 0.6, 0, 0.003, 2.5, 0.05);
+  InferenceSettings settings;
+  settings.start.gmm_samples = 64;
+  const StartGrid grid(f.file.model, f.file.prior->mixture, f.file.wavelength_nm, settings.start);
+  const InferenceContext context{f.file.model, f.prior, grid, f.file.prior->ln_prior_cut, settings};
+  InferenceWorker worker(context);
+  float parallax_estimate[2];
+  std::uint8_t flags[2];
+  for (const bool use_parallax : {false, true}) {
+    InferenceChunk chunk;
+    chunk.reset(1, f.file.model.bands());
+    prepare_inference_star(table, 0, f.whitening, 0.0, 5, chunk, 0, use_parallax);
+    ASSERT_EQ(chunk.status[0], FitStatus::converged);
+    EXPECT_EQ(chunk.has_parallax[0], use_parallax ? 1 : 0);
+    CatalogRows rows;
+    rows.reset(1);
+    worker.infer_block(chunk, 0, 1, rows);
+    parallax_estimate[use_parallax] = rows.stellar_params_est[4];
+    flags[use_parallax] = rows.quality_flags[0];
+  }
+  EXPECT_NEAR(parallax_estimate[0], 1.5, 0.03);
+  EXPECT_EQ(flags[0] & quality_parallax_excess, 0);
+  EXPECT_GT(parallax_estimate[1], 1.6);  // the 20-sigma measurement pulls it
+}
+
+TEST(InferenceSettings, ModelErrorKeysOverrideTheModelFileOnlyWhenSet) {
+  CovarianceInflation from_file;
+  from_file.level_frac = 0.01;
+  from_file.smooth_frac = 0.02;
+  from_file.smooth_length_nm = 60;
+  const CovarianceInflation kept = with_model_error(from_file, ModelErrorSettings{});
+  EXPECT_EQ(kept.level_frac, 0.01);
+  EXPECT_EQ(kept.smooth_frac, 0.02);
+  EXPECT_EQ(kept.smooth_length_nm, 60);
+  ModelErrorSettings run;
+  run.level_frac = 0.0;
+  run.smooth_frac = 0.03;
+  const CovarianceInflation set = with_model_error(from_file, run);
+  EXPECT_EQ(set.level_frac, 0.0);
+  EXPECT_EQ(set.smooth_frac, 0.03);
+  EXPECT_EQ(set.smooth_length_nm, 60);
+  EXPECT_EQ(set.diag_frac, from_file.diag_frac);
+}
+
 TEST(InferenceRun, PartitionRangesParseOrSayWhy) {
   EXPECT_EQ(parse_partition_range("3:7").begin, 3);
   EXPECT_EQ(*parse_partition_range("3:7").end, 7);

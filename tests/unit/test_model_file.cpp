@@ -91,6 +91,9 @@ void expect_identical(const xps::ModelFile& expected, const xps::ModelFile& actu
   EXPECT_TRUE(same_bits(i.merge_start_nm, j.merge_start_nm));
   EXPECT_TRUE(same_bits(i.merge_end_nm, j.merge_end_nm));
   EXPECT_TRUE(same_bits(i.negative_eigen_tolerance, j.negative_eigen_tolerance));
+  EXPECT_TRUE(same_bits(i.level_frac, j.level_frac));
+  EXPECT_TRUE(same_bits(i.smooth_frac, j.smooth_frac));
+  EXPECT_TRUE(same_bits(i.smooth_length_nm, j.smooth_length_nm));
 
   ASSERT_EQ(expected.prior.has_value(), actual.prior.has_value());
   if (expected.prior) {
@@ -273,6 +276,33 @@ TEST_F(ModelFileTest, EveryContractDatasetIsRequired) {
     }
     expect_read_error(file, "dataset /" + name + " missing");
   }
+}
+
+// Model files written before the model-error terms existed have no such attributes: they read
+// as no model error (the behaviour those files were made with).
+TEST_F(ModelFileTest, FilesWithoutModelErrorAttributesReadAsNoModelError) {
+  const std::string file = path("model.h5");
+  const xps::ModelFile written = write_valid("model.h5");
+  ASSERT_GT(written.inflation.level_frac, 0.0);
+  ASSERT_GT(written.inflation.smooth_frac, 0.0);
+  {  // the inflation group as an older writer made it: the paper's terms only
+    xps::h5::File h5file = xps::h5::File::open_read_write(file);
+    h5file.move_link("model/inflation", "model/inflation_new");
+    xps::h5::Group old = h5file.create_group("model/inflation");
+    const xps::CovarianceInflation& i = written.inflation;
+    for (const auto& [name, value] :
+         {std::pair{"diag_frac", i.diag_frac}, {"joint_frac", i.joint_frac}, {"bp_frac", i.bp_frac},
+          {"rp_frac", i.rp_frac}, {"unwise_frac", i.unwise_frac}, {"eigen_floor", i.eigen_floor},
+          {"merge_start_nm", i.merge_start_nm}, {"merge_end_nm", i.merge_end_nm},
+          {"negative_eigen_tolerance", i.negative_eigen_tolerance}})
+      old.write_attribute(name, value);
+  }
+  const xps::CovarianceInflation back = xps::read_model_file(file).inflation;
+  const xps::CovarianceInflation none;
+  EXPECT_EQ(back.level_frac, 0.0);
+  EXPECT_EQ(back.smooth_frac, 0.0);
+  EXPECT_EQ(back.smooth_length_nm, none.smooth_length_nm);
+  EXPECT_EQ(back.diag_frac, written.inflation.diag_frac);
 }
 
 TEST_F(ModelFileTest, MissingGroupsAreNamed) {
