@@ -50,48 +50,6 @@ private:
 
 constexpr double ln_2pi = 1.8378770664093453;
 
-// ln N(x | mu_k, Sigma_k) + ln w_k for all points and components, [N x K]; the mean ln p returned.
-double e_step(const Eigen::MatrixXd& x, const Eigen::VectorXd& weights, const Eigen::MatrixXd& means,
-              const std::vector<Eigen::MatrixXd>& covariances, Eigen::MatrixXd& responsibility) {
-  const Eigen::Index n = x.rows(), d = x.cols(), k_count = weights.size();
-  Eigen::MatrixXd log_prob(n, k_count);
-  for (Eigen::Index k = 0; k < k_count; ++k) {
-    const Eigen::LLT<Eigen::MatrixXd> llt(covariances[static_cast<std::size_t>(k)]);
-    if (llt.info() != Eigen::Success) throw UsageError("GMM fit: a covariance lost positive definiteness (raise reg_covar)");
-    const Eigen::MatrixXd l = llt.matrixL();
-    const double log_det = 2.0 * l.diagonal().array().log().sum();
-    Eigen::MatrixXd centred = (x.rowwise() - means.row(k)).transpose();  // [D x N]
-    l.triangularView<Eigen::Lower>().solveInPlace(centred);
-    log_prob.col(k) = -0.5 * centred.colwise().squaredNorm().transpose().array() +
-                      (std::log(weights(k)) - 0.5 * (static_cast<double>(d) * ln_2pi + log_det));
-  }
-  const Eigen::VectorXd row_max = log_prob.rowwise().maxCoeff();
-  const Eigen::VectorXd lse =
-      row_max.array() + (log_prob.colwise() - row_max).array().exp().rowwise().sum().log();
-  responsibility = (log_prob.colwise() - lse).array().exp();
-  return lse.mean();
-}
-
-void m_step(const Eigen::MatrixXd& x, const Eigen::MatrixXd& responsibility, double reg_covar,
-            Eigen::VectorXd& weights, Eigen::MatrixXd& means, std::vector<Eigen::MatrixXd>& covariances) {
-  const Eigen::Index n = x.rows(), d = x.cols(), k_count = responsibility.cols();
-  // The 10 eps floor keeps an emptied component finite, as scikit-learn does.
-  const Eigen::VectorXd nk = responsibility.colwise().sum().transpose().array() +
-                             10.0 * std::numeric_limits<double>::epsilon();
-  weights = nk / nk.sum();
-  means = (responsibility.transpose() * x).array().colwise() / nk.array();
-  covariances.resize(static_cast<std::size_t>(k_count));
-  for (Eigen::Index k = 0; k < k_count; ++k) {
-    const Eigen::MatrixXd centred = x.rowwise() - means.row(k);
-    Eigen::MatrixXd cov =
-        (centred.array().colwise() * responsibility.col(k).array()).matrix().transpose() * centred / nk(k);
-    cov.diagonal().array() += reg_covar;
-    covariances[static_cast<std::size_t>(k)] = 0.5 * (cov + cov.transpose());
-  }
-  (void)n;
-  (void)d;
-}
-
 // k-means++ seeding, a few Lloyd iterations, then hard responsibilities.
 Eigen::MatrixXd kmeans_responsibilities(const Eigen::MatrixXd& x, int k_count, int iterations,
                                         Random& random) {
@@ -130,6 +88,133 @@ Eigen::MatrixXd kmeans_responsibilities(const Eigen::MatrixXd& x, int k_count, i
   Eigen::MatrixXd responsibility = Eigen::MatrixXd::Zero(n, k_count);
   for (Eigen::Index i = 0; i < n; ++i) responsibility(i, label[static_cast<std::size_t>(i)]) = 1.0;
   return responsibility;
+}
+
+// ---- EM over one point at a time (the training prior: D = 3, 180,000+ points) -----------------
+// Fixed-size (D = 3) or fixed-capacity Eigen types per point, so the loops neither allocate nor
+// build N x D temporaries, and the responsibilities come from one exp per point and component.
+// Sums are taken per block of em_block points and added in block order, so the fit does not
+// depend on the number of OpenMP threads.
+constexpr Eigen::Index em_block = 4096;
+
+template <int Dim, int MaxDim>
+struct EmTypes {
+  using Vector = Eigen::Matrix<double, Dim, 1, 0, MaxDim, 1>;
+  using Matrix = Eigen::Matrix<double, Dim, Dim, 0, MaxDim, MaxDim>;
+};
+
+// Responsibilities [N x K] and the mean ln p per point; `points` is [D x N].
+template <int Dim, int MaxDim>
+double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Eigen::MatrixXd& responsibility) {
+  using Vector = typename EmTypes<Dim, MaxDim>::Vector;
+  using Matrix = typename EmTypes<Dim, MaxDim>::Matrix;
+  const Eigen::Index d = points.rows(), n = points.cols();
+  const int k_count = g.components();
+  std::vector<Matrix> cholesky(static_cast<std::size_t>(k_count));
+  std::vector<Vector> mean(static_cast<std::size_t>(k_count));
+  std::vector<double> log_norm(static_cast<std::size_t>(k_count));
+  for (int k = 0; k < k_count; ++k) {
+    const auto ku = static_cast<std::size_t>(k);
+    const Eigen::LLT<Matrix> llt(Matrix(g.covariances[ku]));
+    if (llt.info() != Eigen::Success)
+      throw UsageError("GMM fit: a covariance lost positive definiteness (raise reg_covar)");
+    cholesky[ku] = llt.matrixL();
+    mean[ku] = g.means.row(k).transpose();
+    log_norm[ku] = std::log(g.weights(k)) - 0.5 * (static_cast<double>(d) * ln_2pi) -
+                   cholesky[ku].diagonal().array().log().sum();
+  }
+  responsibility.resize(n, k_count);
+  const Eigen::Index blocks = (n + em_block - 1) / em_block;
+  std::vector<double> block_sum(static_cast<std::size_t>(blocks), 0.0);
+#pragma omp parallel for schedule(static)
+  for (Eigen::Index b = 0; b < blocks; ++b) {
+    std::vector<double> term(static_cast<std::size_t>(k_count));
+    double sum = 0.0;
+    for (Eigen::Index i = b * em_block; i < std::min(n, (b + 1) * em_block); ++i) {
+      const Vector x = points.col(i);
+      double top = -std::numeric_limits<double>::infinity();
+      for (std::size_t k = 0; k < term.size(); ++k) {
+        const Vector z = cholesky[k].template triangularView<Eigen::Lower>().solve(x - mean[k]);
+        term[k] = log_norm[k] - 0.5 * z.squaredNorm();
+        top = std::max(top, term[k]);
+      }
+      double total = 0.0;
+      for (double& t : term) total += (t = std::exp(t - top));
+      for (int k = 0; k < k_count; ++k) responsibility(i, k) = term[static_cast<std::size_t>(k)] / total;
+      sum += top + std::log(total);
+    }
+    block_sum[static_cast<std::size_t>(b)] = sum;
+  }
+  double sum = 0.0;
+  for (const double partial : block_sum) sum += partial;
+  return sum / static_cast<double>(n);
+}
+
+// m_step above on [D x N] points.
+template <int Dim, int MaxDim>
+void m_step_points(const Eigen::MatrixXd& points, const Eigen::MatrixXd& responsibility, double reg_covar,
+                   GaussianMixture& g) {
+  using Vector = typename EmTypes<Dim, MaxDim>::Vector;
+  using Matrix = typename EmTypes<Dim, MaxDim>::Matrix;
+  const Eigen::Index d = points.rows(), n = points.cols();
+  const auto k_count = static_cast<int>(responsibility.cols());
+  // The 10 eps floor keeps an emptied component finite, as scikit-learn does.
+  const Eigen::VectorXd nk = responsibility.colwise().sum().transpose().array() +
+                             10.0 * std::numeric_limits<double>::epsilon();
+  g.weights = nk / nk.sum();
+  g.means = (points * responsibility).transpose().array().colwise() / nk.array();
+  const Eigen::Index blocks = (n + em_block - 1) / em_block;
+  std::vector<std::vector<Matrix>> block_scatter(static_cast<std::size_t>(blocks));
+#pragma omp parallel for schedule(static)
+  for (Eigen::Index b = 0; b < blocks; ++b) {
+    std::vector<Matrix>& scatter = block_scatter[static_cast<std::size_t>(b)];
+    scatter.assign(static_cast<std::size_t>(k_count), Matrix::Zero(d, d));
+    for (int k = 0; k < k_count; ++k) {
+      const Vector mean = g.means.row(k).transpose();
+      Matrix& sum = scatter[static_cast<std::size_t>(k)];
+      for (Eigen::Index i = b * em_block; i < std::min(n, (b + 1) * em_block); ++i) {
+        const Vector centred = points.col(i) - mean;
+        sum.noalias() += responsibility(i, k) * centred * centred.transpose();
+      }
+    }
+  }
+  g.covariances.resize(static_cast<std::size_t>(k_count));
+  for (int k = 0; k < k_count; ++k) {
+    Matrix total = Matrix::Zero(d, d);
+    for (const auto& scatter : block_scatter) total += scatter[static_cast<std::size_t>(k)];
+    Eigen::MatrixXd cov = total / nk(k);
+    cov.diagonal().array() += reg_covar;
+    g.covariances[static_cast<std::size_t>(k)] = 0.5 * (cov + cov.transpose());
+  }
+}
+
+// EM from n_init k-means++ starts on standardised points [N x D]; the best fit.
+template <int Dim, int MaxDim>
+GaussianMixture fit_points(const Eigen::MatrixXd& x, const GmmFitSettings& settings) {
+  const Eigen::MatrixXd points = x.transpose();
+  Random random(settings.seed);
+  double best_ll = -std::numeric_limits<double>::infinity();
+  GaussianMixture best;
+  Eigen::MatrixXd responsibility;
+  for (int init = 0; init < settings.n_init; ++init) {
+    responsibility = kmeans_responsibilities(x, settings.components, settings.kmeans_iterations, random);
+    GaussianMixture g;
+    m_step_points<Dim, MaxDim>(points, responsibility, settings.reg_covar, g);
+    double ll = -std::numeric_limits<double>::infinity();
+    for (int iteration = 0; iteration < settings.max_iterations; ++iteration) {
+      const double previous = ll;
+      ll = e_step_points<Dim, MaxDim>(points, g, responsibility);
+      if (std::abs(ll - previous) < settings.tolerance) break;
+      m_step_points<Dim, MaxDim>(points, responsibility, settings.reg_covar, g);
+    }
+    // Score the parameters actually returned.
+    ll = e_step_points<Dim, MaxDim>(points, g, responsibility);
+    if (ll > best_ll) {
+      best_ll = ll;
+      best = std::move(g);
+    }
+  }
+  return best;
 }
 
 }  // namespace
@@ -176,28 +261,10 @@ GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFit
   const MixtureStandardisation standardisation(points);
   const Eigen::MatrixXd x = standardisation.points(points);
 
-  Random random(settings.seed);
-  double best_ll = -std::numeric_limits<double>::infinity();
   GaussianMixture best;
-  Eigen::MatrixXd responsibility;
-  for (int init = 0; init < settings.n_init; ++init) {
-    responsibility = kmeans_responsibilities(x, settings.components, settings.kmeans_iterations, random);
-    GaussianMixture g;
-    m_step(x, responsibility, settings.reg_covar, g.weights, g.means, g.covariances);
-    double ll = -std::numeric_limits<double>::infinity();
-    for (int iteration = 0; iteration < settings.max_iterations; ++iteration) {
-      const double previous = ll;
-      ll = e_step(x, g.weights, g.means, g.covariances, responsibility);
-      if (std::abs(ll - previous) < settings.tolerance) break;
-      m_step(x, responsibility, settings.reg_covar, g.weights, g.means, g.covariances);
-    }
-    // Score the parameters actually returned.
-    ll = e_step(x, g.weights, g.means, g.covariances, responsibility);
-    if (ll > best_ll) {
-      best_ll = ll;
-      best = std::move(g);
-    }
-  }
+  if (d == 3) best = fit_points<3, 3>(x, settings);
+  else if (d <= gmm_max_fast_dimension) best = fit_points<Eigen::Dynamic, gmm_max_fast_dimension>(x, settings);
+  else best = fit_points<Eigen::Dynamic, Eigen::Dynamic>(x, settings);
 
   standardisation.restore(best);
   return best;
@@ -205,8 +272,13 @@ GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFit
 
 double mean_log_likelihood(const GaussianMixture& mixture, const Eigen::MatrixXd& points) {
   if (points.cols() != mixture.dimension()) throw UsageError("GMM: points and mixture differ in dimension");
+  const Eigen::MatrixXd columns = points.transpose();
   Eigen::MatrixXd responsibility;
-  return e_step(points, mixture.weights, mixture.means, mixture.covariances, responsibility);
+  const Eigen::Index d = points.cols();
+  if (d == 3) return e_step_points<3, 3>(columns, mixture, responsibility);
+  if (d <= gmm_max_fast_dimension)
+    return e_step_points<Eigen::Dynamic, gmm_max_fast_dimension>(columns, mixture, responsibility);
+  return e_step_points<Eigen::Dynamic, Eigen::Dynamic>(columns, mixture, responsibility);
 }
 
 GaussianMixtureDensity::GaussianMixtureDensity(const GaussianMixture& mixture)

@@ -2,7 +2,7 @@
 // file (one point per line, values separated by commas or blanks, '#' lines and a non-numeric
 // header skipped) and prints `mean_log_likelihood <value>` per point in the input's units, for
 // tests/integration/check_gmm_vs_sklearn.py.
-// Usage: fit_gmm POINTS [components [n_init [seed]]]
+// Usage: fit_gmm POINTS [components [n_init [seed [tolerance]]]]
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -15,8 +15,8 @@
 
 int main(int argc, char** argv) {
   try {
-    if (argc < 2 || argc > 5) {
-      std::fprintf(stderr, "usage: fit_gmm POINTS [components [n_init [seed]]]\n");
+    if (argc < 2 || argc > 6) {
+      std::fprintf(stderr, "usage: fit_gmm POINTS [components [n_init [seed [tolerance]]]]\n");
       return 2;
     }
     std::ifstream in(argv[1]);
@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
     if (argc > 2) settings.components = std::atoi(argv[2]);
     if (argc > 3) settings.n_init = std::atoi(argv[3]);
     if (argc > 4) settings.seed = std::strtoull(argv[4], nullptr, 10);
+    if (argc > 5) settings.tolerance = std::atof(argv[5]);
     const xps::GaussianMixture mixture = xps::fit_gaussian_mixture(points, settings);
     std::printf("mean_log_likelihood %.17g\n", xps::mean_log_likelihood(mixture, points));
     return 0;

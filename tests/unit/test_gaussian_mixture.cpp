@@ -8,6 +8,8 @@
 #include <cmath>
 #include <numbers>
 
+#include <omp.h>
+
 #include "xpstellar/config.hpp"
 #include "xpstellar/error.hpp"
 #include "xpstellar/gaussian_mixture.hpp"
@@ -155,6 +157,42 @@ TEST(GaussianMixture, SameSeedGivesAnIdenticalFit) {
   EXPECT_TRUE(a.means == b.means);
   for (std::size_t k = 0; k < a.covariances.size(); ++k) EXPECT_TRUE(a.covariances[k] == b.covariances[k]);
   EXPECT_TRUE(sample_gaussian_mixture(a, 100, 3) == sample_gaussian_mixture(b, 100, 3));
+}
+
+// The EM sums are taken per block of points and added in block order: any number of OpenMP
+// threads gives the same bits (the fit is part of the training output).
+TEST(GaussianMixture, FitDoesNotDependOnTheNumberOfThreads) {
+  const Eigen::MatrixXd points = sample_gaussian_mixture(known_mixture(), 10000, 21);  // 3 blocks
+  GmmFitSettings settings;
+  settings.components = 4;
+  settings.max_iterations = 50;
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const GaussianMixture one = fit_gaussian_mixture(points, settings);
+  omp_set_num_threads(3);
+  const GaussianMixture three = fit_gaussian_mixture(points, settings);
+  omp_set_num_threads(threads);
+  EXPECT_TRUE(one.weights == three.weights);
+  EXPECT_TRUE(one.means == three.means);
+  for (std::size_t k = 0; k < one.covariances.size(); ++k) EXPECT_TRUE(one.covariances[k] == three.covariances[k]);
+}
+
+// D = 3 has its own fixed-size EM; other dimensions take the fixed-capacity (D <= 8) or the
+// dynamic one. Each explains two separated blobs at least as well as the truth does.
+TEST(GaussianMixture, EmFitsOtherDimensions) {
+  for (int d : {1, 2, 5, 10}) {
+    GaussianMixture truth;
+    truth.weights = Eigen::Vector2d(0.3, 0.7);
+    truth.means = Eigen::MatrixXd::Zero(2, d);
+    truth.means.row(1).setConstant(4.0);
+    truth.covariances = {Eigen::MatrixXd::Identity(d, d), Eigen::MatrixXd::Identity(d, d) * 0.5};
+    const Eigen::MatrixXd points = sample_gaussian_mixture(truth, 6000, 5);
+    GmmFitSettings settings;
+    settings.components = 2;
+    const GaussianMixture fit = fit_gaussian_mixture(points, settings);
+    EXPECT_GT(mean_log_likelihood(fit, points), mean_log_likelihood(truth, points) - 1e-9) << "D = " << d;
+    EXPECT_NEAR(std::min(fit.weights(0), fit.weights(1)), 0.3, 0.02) << "D = " << d;
+  }
 }
 
 TEST(GaussianMixture, SampleMomentsMatchTheMixture) {
