@@ -85,7 +85,7 @@ public:
 
 private:
   std::vector<BandKind> m_kinds;
-  std::vector<double> m_wavelength_nm;
+  std::vector<double> m_smooth_kernel;  // [M x M] g^2 exp(...) of the smooth term; empty if g = 0
   std::vector<double> m_bp_weight, m_rp_weight;  // merge weights on the XP bands, 0 elsewhere
   CovarianceInflation m_inflation;
 };

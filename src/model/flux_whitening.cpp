@@ -86,8 +86,7 @@ const char* whitening_status_name(WhiteningStatus status) {
 FluxWhitening::FluxWhitening(const std::vector<std::string>& band_names,
                              const std::vector<double>& wavelength_nm,
                              const CovarianceInflation& inflation)
-    : m_kinds(classify_bands(band_names, wavelength_nm)), m_wavelength_nm(wavelength_nm),
-      m_inflation(inflation) {
+    : m_kinds(classify_bands(band_names, wavelength_nm)), m_inflation(inflation) {
   for (std::size_t k = 0; k < m_kinds.size(); ++k) {
     double bp = 0.0;
     if (m_kinds[k] == BandKind::xp)
@@ -95,6 +94,18 @@ FluxWhitening::FluxWhitening(const std::vector<std::string>& band_names,
                           (inflation.merge_end_nm - inflation.merge_start_nm), 0.0, 1.0);
     m_bp_weight.push_back(bp);
     m_rp_weight.push_back(m_kinds[k] == BandKind::xp ? 1.0 - bp : 0.0);
+  }
+  // g^2 exp(-(lambda_i - lambda_j)^2 / 2 l^2) over the XP pairs, once per band layout.
+  const std::size_t m = m_kinds.size();
+  if (inflation.smooth_frac > 0) {
+    m_smooth_kernel.assign(m * m, 0.0);
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < m; ++j)
+        if (m_kinds[i] == BandKind::xp && m_kinds[j] == BandKind::xp) {
+          const double separation = (wavelength_nm[i] - wavelength_nm[j]) / inflation.smooth_length_nm;
+          m_smooth_kernel[i * m + j] =
+              inflation.smooth_frac * inflation.smooth_frac * std::exp(-0.5 * separation * separation);
+        }
   }
 }
 
@@ -141,10 +152,7 @@ std::vector<double> FluxWhitening::inflated_covariance(const float* flux,
         c += std::pow(inf.unwise_frac * fi, 2);
       }
       c += inf.level_frac * inf.level_frac * fi * fj;
-      if (inf.smooth_frac > 0 && m_kinds[i] == BandKind::xp && m_kinds[j] == BandKind::xp) {
-        const double separation = (m_wavelength_nm[i] - m_wavelength_nm[j]) / inf.smooth_length_nm;
-        c += inf.smooth_frac * inf.smooth_frac * fi * fj * std::exp(-0.5 * separation * separation);
-      }
+      if (!m_smooth_kernel.empty()) c += m_smooth_kernel[i * m + j] * fi * fj;
       covariance[i * m + j] = c;
     }
   return covariance;
