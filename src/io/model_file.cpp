@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <span>
-#include <string_view>
 #include <utility>
 
 #include "io/h5.hpp"
@@ -38,22 +37,22 @@ bool all_finite(const Eigen::Ref<const Eigen::MatrixXd>& values) {
   return values.array().isFinite().all();
 }
 
-// The CovarianceInflation fields in file order, as (attribute name, member).
+// The CovarianceInflation fields in file order, as (attribute name, member, optional on reading).
 template <class Inflation, class Visit>
 void visit_inflation(Inflation& inflation, Visit&& visit) {
-  visit("diag_frac", inflation.diag_frac);
-  visit("joint_frac", inflation.joint_frac);
-  visit("bp_frac", inflation.bp_frac);
-  visit("rp_frac", inflation.rp_frac);
-  visit("unwise_frac", inflation.unwise_frac);
-  visit("eigen_floor", inflation.eigen_floor);
-  visit("merge_start_nm", inflation.merge_start_nm);
-  visit("merge_end_nm", inflation.merge_end_nm);
-  visit("negative_eigen_tolerance", inflation.negative_eigen_tolerance);
-  // Optional on reading (files written before them have none): the calibrated model error.
-  visit("level_frac", inflation.level_frac);
-  visit("smooth_frac", inflation.smooth_frac);
-  visit("smooth_length_nm", inflation.smooth_length_nm);
+  visit("diag_frac", inflation.diag_frac, false);
+  visit("joint_frac", inflation.joint_frac, false);
+  visit("bp_frac", inflation.bp_frac, false);
+  visit("rp_frac", inflation.rp_frac, false);
+  visit("unwise_frac", inflation.unwise_frac, false);
+  visit("eigen_floor", inflation.eigen_floor, false);
+  visit("merge_start_nm", inflation.merge_start_nm, false);
+  visit("merge_end_nm", inflation.merge_end_nm, false);
+  visit("negative_eigen_tolerance", inflation.negative_eigen_tolerance, false);
+  // The model-error terms: files written before them have none (then they stay at 0).
+  visit("level_frac", inflation.level_frac, true);
+  visit("smooth_frac", inflation.smooth_frac, true);
+  visit("smooth_length_nm", inflation.smooth_length_nm, true);
 }
 
 // ---- the contract, checked on the values (before writing and after reading) -------------------
@@ -210,7 +209,7 @@ void write_model_group(h5::File& file, const ModelFile& source) {
 
   h5::Group inflation = file.create_group("model/inflation");
   visit_inflation(source.inflation,
-                  [&](const char* name, double value) { inflation.write_attribute(name, value); });
+                  [&](const char* name, double value, bool) { inflation.write_attribute(name, value); });
 
   h5::Group network = file.create_group("model/nn");
   network.write_attribute("activation", std::string(activation_name(model.network.activation)));
@@ -392,9 +391,7 @@ ModelFile read_contents(const h5::File& file) {
   result.model.network = read_network(file);
   {
     const h5::Group inflation = file.open_group("model/inflation");
-    visit_inflation(result.inflation, [&](const char* name, double& value) {
-      const std::string_view key(name);
-      const bool optional = key == "level_frac" || key == "smooth_frac" || key == "smooth_length_nm";
+    visit_inflation(result.inflation, [&](const char* name, double& value, bool optional) {
       if (optional && !inflation.has_attribute(name)) return;
       value = inflation.read_double_attribute(name);
     });

@@ -9,26 +9,18 @@
 
 #include "xpstellar/error.hpp"
 #include "mixture_standardisation.hpp"
+#include "mixture_types.hpp"
 
 namespace xps {
 namespace {
 
 constexpr double ln_2pi = 1.8378770664093453;
 
-// Fixed-size types for D = 3 (Theta), fixed-capacity ones up to gmm_max_fast_dimension: the
-// per-point loop does not allocate.
-template <int Dim>
-struct Small {
-  static constexpr int capacity = Dim == Eigen::Dynamic ? gmm_max_fast_dimension : Dim;
-  using Vector = Eigen::Matrix<double, Dim, 1, 0, capacity, 1>;
-  using Matrix = Eigen::Matrix<double, Dim, Dim, 0, capacity, capacity>;
-};
-
 // The mixture in those types.
 template <int Dim>
 struct Components {
-  using SmallVector = typename Small<Dim>::Vector;
-  using SmallMatrix = typename Small<Dim>::Matrix;
+  using SmallVector = typename MixtureTypes<Dim>::Vector;
+  using SmallMatrix = typename MixtureTypes<Dim>::Matrix;
   explicit Components(const GaussianMixture& g) {
     for (int k = 0; k < g.components(); ++k) {
       ln_weight.push_back(std::log(g.weights(k)));
@@ -47,8 +39,8 @@ struct Components {
 // B_k = Sigma_k - Sigma_k T_k^-1 Sigma_k.
 template <int Dim>
 struct PointPosterior {
-  using SmallVector = typename Small<Dim>::Vector;
-  using SmallMatrix = typename Small<Dim>::Matrix;
+  using SmallVector = typename MixtureTypes<Dim>::Vector;
+  using SmallMatrix = typename MixtureTypes<Dim>::Matrix;
   explicit PointPosterior(const Components<Dim>& c)
       : responsibility(c.mean.size()), mean(c.mean.size()), covariance(c.mean.size()) {}
 
@@ -106,8 +98,8 @@ void check_shapes(const Eigen::MatrixXd& points, const Eigen::MatrixXd& variance
 template <int Dim>
 void deconvolve(const Eigen::MatrixXd& z, const Eigen::MatrixXd& s, const GmmFitSettings& settings,
                 GaussianMixture& g) {
-  using SmallVector = typename Small<Dim>::Vector;
-  using SmallMatrix = typename Small<Dim>::Matrix;
+  using SmallVector = typename MixtureTypes<Dim>::Vector;
+  using SmallMatrix = typename MixtureTypes<Dim>::Matrix;
   const Eigen::Index n = z.cols(), d = z.rows();
   const int k_count = g.components();
   std::vector<double> count(static_cast<std::size_t>(k_count));

@@ -11,6 +11,7 @@
 #include "xpstellar/config.hpp"
 #include "xpstellar/error.hpp"
 #include "mixture_standardisation.hpp"
+#include "mixture_types.hpp"
 
 namespace xps {
 namespace {
@@ -91,23 +92,25 @@ Eigen::MatrixXd kmeans_responsibilities(const Eigen::MatrixXd& x, int k_count, i
 }
 
 // ---- EM over one point at a time (the training prior: D = 3, 180,000+ points) -----------------
-// Fixed-size (D = 3) or fixed-capacity Eigen types per point, so the loops neither allocate nor
-// build N x D temporaries, and the responsibilities come from one exp per point and component.
-// Sums are taken per block of em_block points and added in block order, so the fit does not
-// depend on the number of OpenMP threads.
+// Fixed-size (D = 3) or fixed-capacity types per point (mixture_types.hpp), so the loops neither
+// allocate nor build N x D temporaries, and the responsibilities come from one exp per point and
+// component. Sums are taken per block of em_block points and added in block order, so the fit
+// does not depend on the number of OpenMP threads.
 constexpr Eigen::Index em_block = 4096;
 
-template <int Dim, int MaxDim>
-struct EmTypes {
-  using Vector = Eigen::Matrix<double, Dim, 1, 0, MaxDim, 1>;
-  using Matrix = Eigen::Matrix<double, Dim, Dim, 0, MaxDim, MaxDim>;
-};
+// visit(MixtureTypes<...>{}) with the types for dimension d.
+template <class Visit>
+decltype(auto) with_mixture_types(Eigen::Index d, Visit&& visit) {
+  if (d == 3) return visit(MixtureTypes<3>{});
+  if (d <= gmm_max_fast_dimension) return visit(MixtureTypes<Eigen::Dynamic>{});
+  return visit(MixtureTypes<Eigen::Dynamic, Eigen::Dynamic>{});
+}
 
 // Responsibilities [N x K] and the mean ln p per point; `points` is [D x N].
-template <int Dim, int MaxDim>
+template <class Types>
 double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Eigen::MatrixXd& responsibility) {
-  using Vector = typename EmTypes<Dim, MaxDim>::Vector;
-  using Matrix = typename EmTypes<Dim, MaxDim>::Matrix;
+  using Vector = typename Types::Vector;
+  using Matrix = typename Types::Matrix;
   const Eigen::Index d = points.rows(), n = points.cols();
   const int k_count = g.components();
   std::vector<Matrix> cholesky(static_cast<std::size_t>(k_count));
@@ -150,12 +153,13 @@ double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Ei
   return sum / static_cast<double>(n);
 }
 
-// m_step above on [D x N] points.
-template <int Dim, int MaxDim>
+// Weights, means and covariances (+ reg_covar on the diagonal) from the responsibilities [N x K]
+// of `points` [D x N].
+template <class Types>
 void m_step_points(const Eigen::MatrixXd& points, const Eigen::MatrixXd& responsibility, double reg_covar,
                    GaussianMixture& g) {
-  using Vector = typename EmTypes<Dim, MaxDim>::Vector;
-  using Matrix = typename EmTypes<Dim, MaxDim>::Matrix;
+  using Vector = typename Types::Vector;
+  using Matrix = typename Types::Matrix;
   const Eigen::Index d = points.rows(), n = points.cols();
   const auto k_count = static_cast<int>(responsibility.cols());
   // The 10 eps floor keeps an emptied component finite, as scikit-learn does.
@@ -189,7 +193,7 @@ void m_step_points(const Eigen::MatrixXd& points, const Eigen::MatrixXd& respons
 }
 
 // EM from n_init k-means++ starts on standardised points [N x D]; the best fit.
-template <int Dim, int MaxDim>
+template <class Types>
 GaussianMixture fit_points(const Eigen::MatrixXd& x, const GmmFitSettings& settings) {
   const Eigen::MatrixXd points = x.transpose();
   Random random(settings.seed);
@@ -199,16 +203,16 @@ GaussianMixture fit_points(const Eigen::MatrixXd& x, const GmmFitSettings& setti
   for (int init = 0; init < settings.n_init; ++init) {
     responsibility = kmeans_responsibilities(x, settings.components, settings.kmeans_iterations, random);
     GaussianMixture g;
-    m_step_points<Dim, MaxDim>(points, responsibility, settings.reg_covar, g);
+    m_step_points<Types>(points, responsibility, settings.reg_covar, g);
     double ll = -std::numeric_limits<double>::infinity();
     for (int iteration = 0; iteration < settings.max_iterations; ++iteration) {
       const double previous = ll;
-      ll = e_step_points<Dim, MaxDim>(points, g, responsibility);
+      ll = e_step_points<Types>(points, g, responsibility);
       if (std::abs(ll - previous) < settings.tolerance) break;
-      m_step_points<Dim, MaxDim>(points, responsibility, settings.reg_covar, g);
+      m_step_points<Types>(points, responsibility, settings.reg_covar, g);
     }
     // Score the parameters actually returned.
-    ll = e_step_points<Dim, MaxDim>(points, g, responsibility);
+    ll = e_step_points<Types>(points, g, responsibility);
     if (ll > best_ll) {
       best_ll = ll;
       best = std::move(g);
@@ -261,10 +265,8 @@ GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFit
   const MixtureStandardisation standardisation(points);
   const Eigen::MatrixXd x = standardisation.points(points);
 
-  GaussianMixture best;
-  if (d == 3) best = fit_points<3, 3>(x, settings);
-  else if (d <= gmm_max_fast_dimension) best = fit_points<Eigen::Dynamic, gmm_max_fast_dimension>(x, settings);
-  else best = fit_points<Eigen::Dynamic, Eigen::Dynamic>(x, settings);
+  GaussianMixture best =
+      with_mixture_types(d, [&]<class Types>(Types) { return fit_points<Types>(x, settings); });
 
   standardisation.restore(best);
   return best;
@@ -274,11 +276,9 @@ double mean_log_likelihood(const GaussianMixture& mixture, const Eigen::MatrixXd
   if (points.cols() != mixture.dimension()) throw UsageError("GMM: points and mixture differ in dimension");
   const Eigen::MatrixXd columns = points.transpose();
   Eigen::MatrixXd responsibility;
-  const Eigen::Index d = points.cols();
-  if (d == 3) return e_step_points<3, 3>(columns, mixture, responsibility);
-  if (d <= gmm_max_fast_dimension)
-    return e_step_points<Eigen::Dynamic, gmm_max_fast_dimension>(columns, mixture, responsibility);
-  return e_step_points<Eigen::Dynamic, Eigen::Dynamic>(columns, mixture, responsibility);
+  return with_mixture_types(points.cols(), [&]<class Types>(Types) {
+    return e_step_points<Types>(columns, mixture, responsibility);
+  });
 }
 
 GaussianMixtureDensity::GaussianMixtureDensity(const GaussianMixture& mixture)
