@@ -21,6 +21,8 @@ namespace xps {
 enum class Activation { tanh, silu, relu, softplus, elu, sigmoid };
 Activation parse_activation(const std::string& name);  // throws UsageError naming the choices
 const char* activation_name(Activation activation);
+// d activation / dz from the pre-activation z and the activation a = activation(z).
+double activation_slope(Activation activation, double z, double a);
 
 struct FluxNetwork {
   Activation activation = Activation::tanh;

@@ -59,6 +59,15 @@ public:
   double value_gradient_hessian(const InferenceStar& star, const StarVector& p, StarVector& gradient,
                                 StarMatrix& hessian, InferenceLossParts* parts = nullptr);
 
+  // What the last value_gradient_hessian left behind, for callers that combine the star's
+  // system with derivatives of their own (the training's coordinated step): the flux model's
+  // workspace and one-star batch at p, d chi^2 / d f_pred [M], and the whitened Jacobian
+  // L dF/dp [M x k] in the optimiser's coordinates.
+  const FluxModelWorkspace& flux_workspace() const { return m_workspace; }
+  const StarBatch& star_batch() const { return m_batch; }
+  const Eigen::VectorXd& flux_gradient() const { return m_flux_gradient; }
+  const Eigen::MatrixXd& whitened_jacobian() const { return m_whitened; }
+
   // The whitened Jacobian L dF/dq [M x k] at p, with q the catalog's linear parameters
   // (Teff [kK], [Fe/H], logg, E, parallax [mas][, xi]): what the Fisher matrix needs.
   const Eigen::MatrixXd& whitened_catalog_jacobian(const InferenceStar& star, const StarVector& p);

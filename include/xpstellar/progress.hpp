@@ -11,6 +11,9 @@
 
 namespace xps {
 
+// "42s", "3m05s", "2h07m"; "?" for a negative or non-finite time.
+std::string format_duration(double seconds);
+
 class ProgressMeter {
 public:
   ProgressMeter(MPI_Comm comm, std::string label, std::int64_t total_items,

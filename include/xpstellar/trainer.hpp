@@ -24,6 +24,7 @@
 
 #include "xpstellar/flux_model.hpp"
 #include "xpstellar/gaussian_mixture.hpp"
+#include "xpstellar/inference_loss.hpp"
 #include "xpstellar/training_checkpoint.hpp"
 #include "xpstellar/training_set.hpp"
 #include "xpstellar/star_loss.hpp"
@@ -52,6 +53,13 @@ struct PhaseReport {
   std::int64_t star_gradients = 0;  // per-star forward+backward passes, all ranks
   // Self-cleaning: stars flagged by each criterion and removed in total.
   std::int64_t flagged_labels_parallax = 0, flagged_flux = 0, flagged_joint = 0, removed = 0;
+  static PhaseReport of(const TrainingPhase& phase) {
+    PhaseReport report;
+    report.name = phase.name;
+    report.kind = phase.kind;
+    report.selection = phase.selection;
+    return report;
+  }
 };
 
 class Trainer {
@@ -90,7 +98,22 @@ private:
                     double learning_rate, bool update_extinction);
   double star_step(const std::vector<std::int64_t>& local_rows, const OptimizerSettings& optimizer,
                    double learning_rate, Workspace& workspace);
-  double star_solve(const std::vector<std::int64_t>& local_rows, Workspace& workspace);
+  // Solves each star of `local_rows` (L_star's optimum at the current model); returns the sum of
+  // L_star and, if asked, adds the sum of the loss the model steps see (chi^2 tempered).
+  double star_solve(const std::vector<std::int64_t>& local_rows, Workspace& workspace,
+                    double* tempered_total = nullptr);
+  InferenceLoss& star_loss(Workspace& workspace);  // the star solve's loss, made on first use
+  double tempered(double chi_square) const;        // training.temper_scale applied
+  void run_coordinated_phase(const TrainingPhase& phase, const std::string& checkpoint_dir);
+  // coordinated_phase.cpp. The loss the model steps see (mean of L_star with chi^2 tempered, plus
+  // the weights' L2 prior) at the stored star parameters, and every selected star solved.
+  double training_loss(const std::vector<std::vector<std::int64_t>>& rows_by_shard, double stars);
+  void solve_all_stars(const std::vector<std::vector<std::int64_t>>& rows_by_shard);
+  // The Gauss-Newton system of that loss in the parameters `moved`: [P x P+1], gradient last.
+  Eigen::MatrixXd coordinated_system(const std::vector<std::vector<std::int64_t>>& rows_by_shard,
+                                     const std::vector<Eigen::Index>& moved, bool extinction,
+                                     double stars, std::int64_t& skipped);
+  std::vector<std::vector<std::int64_t>> rows_by_local_shard(const std::vector<std::int64_t>& local_rows) const;
   StarMeasurements measurements(std::int64_t local_row) const;
   std::vector<std::vector<std::int64_t>> blocks_within_shards(const std::vector<std::int64_t>& local_rows) const;
   double evaluate_block(const std::vector<std::int64_t>& local_rows, Workspace& workspace,

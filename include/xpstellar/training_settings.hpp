@@ -20,7 +20,9 @@ class ParameterSet;
 // What a phase does. `model`: global parameters only, stars fixed. `alternate`: per batch, a model
 // step then a star step on the same stars. `stars`: every selected star takes `steps` steps of its
 // own optimiser, the model fixed. `self_cleaning`: flags outliers (no optimisation).
-enum class PhaseKind { model, alternate, stars, self_cleaning };
+// `coordinated`: `steps` Gauss-Newton steps of part of the model on the loss with every star
+// re-solved (coordinated_step.hpp; not in the paper).
+enum class PhaseKind { model, alternate, stars, self_cleaning, coordinated };
 // HQ subset, every usable training star, or the stars that survived self-cleaning.
 enum class StarSelection { high_quality, all, clean };
 // levenberg_marquardt: star parameters only; each step solves every star of the step for its
@@ -32,6 +34,15 @@ struct StarSolveSettings {  // [star_solve]
   double initial_damping = 1e-3;
   double decrement_tolerance = 1e-3;  // L_star units
   double E_limit = 30;
+};
+
+// The coordinated phase's Levenberg-Marquardt control: each step solves
+// (H + damping diag(H)) d = -g, re-solves every star and keeps the step if the loss fell; else the
+// damping grows tenfold and it tries again, at most `attempts` times. Every step starts from
+// `initial_damping`, so a resumed run repeats exactly what an uninterrupted one does.
+struct CoordinatedStepSettings {  // [coordinated]
+  double initial_damping = 1e-3;
+  int attempts = 6;
 };
 
 // The population of the true labels, deconvolved from the training stars' labels and errors
@@ -118,6 +129,7 @@ struct TrainingSettings {
   std::uint64_t seed = 1;
   double temper_scale = 0;        // chi^2 -> c asinh(chi^2 / c) with c = temper_scale * M; 0 = off
   StarSolveSettings star_solve;   // the levenberg_marquardt star optimiser (plain chi^2)
+  CoordinatedStepSettings coordinated;
   PopulationPriorSettings population_prior;
   std::int64_t checkpoint_every = 1000;  // steps
   int checkpoint_keep = 2;

@@ -1,10 +1,24 @@
 #include "xpstellar/progress.hpp"
 
+#include <cmath>
 #include <cstdio>
 
 #include "xpstellar/mpi_session.hpp"
 
 namespace xps {
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<long long>(seconds + 0.5);
+  char text[32];
+  if (s >= 3600)
+    std::snprintf(text, sizeof text, "%lldh%02lldm", s / 3600, (s / 60) % 60);
+  else if (s >= 60)
+    std::snprintf(text, sizeof text, "%lldm%02llds", s / 60, s % 60);
+  else
+    std::snprintf(text, sizeof text, "%llds", s);
+  return text;
+}
 
 ProgressMeter::ProgressMeter(MPI_Comm comm, std::string label, std::int64_t total_items,
                              double print_interval_seconds)

@@ -32,22 +32,6 @@ double activate(Activation activation, double z) {
   return z;
 }
 
-// d activation / dz, from the pre-activation z and the activation a = activation(z).
-double activation_slope(Activation activation, double z, double a) {
-  switch (activation) {
-    case Activation::tanh: return 1.0 - a * a;
-    case Activation::silu: {
-      const double s = sigmoid(z);
-      return s * (1.0 + z * (1.0 - s));
-    }
-    case Activation::relu: return z > 0.0 ? 1.0 : 0.0;
-    case Activation::softplus: return sigmoid(z);
-    case Activation::elu: return z > 0.0 ? 1.0 : a + 1.0;
-    case Activation::sigmoid: return a * (1.0 - a);
-  }
-  return 1.0;
-}
-
 Eigen::MatrixXd slopes(Activation activation, const Eigen::MatrixXd& z, const Eigen::MatrixXd& a) {
   return z.binaryExpr(a, [activation](double zi, double ai) { return activation_slope(activation, zi, ai); });
 }
@@ -177,6 +161,22 @@ void multiply_by_slopes(Activation activation, const Eigen::MatrixXd& z, const E
 }
 
 }  // namespace
+
+// d activation / dz, from the pre-activation z and the activation a = activation(z).
+double activation_slope(Activation activation, double z, double a) {
+  switch (activation) {
+    case Activation::tanh: return 1.0 - a * a;
+    case Activation::silu: {
+      const double s = sigmoid(z);
+      return s * (1.0 + z * (1.0 - s));
+    }
+    case Activation::relu: return z > 0.0 ? 1.0 : 0.0;
+    case Activation::softplus: return sigmoid(z);
+    case Activation::elu: return z > 0.0 ? 1.0 : a + 1.0;
+    case Activation::sigmoid: return a * (1.0 - a);
+  }
+  return 1.0;
+}
 
 Activation parse_activation(const std::string& name) {
   for (int i = 0; i < 6; ++i)

@@ -21,9 +21,11 @@
 #include "xpstellar/model_parameters.hpp"
 #include "xpstellar/mpi_session.hpp"
 #include "xpstellar/optimizer.hpp"
+#include "xpstellar/progress.hpp"
 #include "xpstellar/random_stream.hpp"
 #include "xpstellar/star_fit.hpp"
 #include "xpstellar/star_loss.hpp"
+#include "trainer_workspace.hpp"
 
 namespace xps {
 
@@ -43,27 +45,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<long long>(seconds + 0.5);
-  char text[32];
-  if (s >= 3600)
-    std::snprintf(text, sizeof text, "%lldh%02lldm", s / 3600, (s / 60) % 60);
-  else if (s >= 60)
-    std::snprintf(text, sizeof text, "%lldm%02llds", s / 60, s % 60);
-  else
-    std::snprintf(text, sizeof text, "%llds", s);
-  return text;
-}
-
-PhaseReport start_report(const TrainingPhase& phase) {
-  PhaseReport report;
-  report.name = phase.name;
-  report.kind = phase.kind;
-  report.selection = phase.selection;
-  return report;
-}
-
 // The order of an epoch's batches: a Fisher-Yates shuffle from (seed, phase, epoch).
 void shuffle_for_epoch(std::vector<std::int64_t>& order, std::uint64_t seed, int phase,
                        std::int64_t epoch) {
@@ -76,17 +57,6 @@ void shuffle_for_epoch(std::vector<std::int64_t>& order, std::uint64_t seed, int
 }
 
 }  // namespace
-
-struct Trainer::Workspace {
-  StarBatch batch;
-  FluxModelWorkspace flux;
-  Eigen::MatrixXd loss_flux_gradient;  // [M x B]
-  Eigen::VectorXd chi_square;          // [B]
-  FluxModelGradient global;
-  StarGradient star;
-  Eigen::VectorXd step;                // [6]
-  std::unique_ptr<InferenceLoss> solve_loss;  // star_optimizer = lm
-};
 
 Trainer::Trainer(const TrainingSettings& settings, TrainingStars& stars, std::string config_text,
                  MPI_Comm comm)
@@ -363,13 +333,23 @@ StarMeasurements Trainer::measurements(std::int64_t local_row) const {
 }
 
 // Each star to the optimum of L_star (untempered chi^2) at the current model, from where it is.
-double Trainer::star_solve(const std::vector<std::int64_t>& rows, Workspace& w) {
-  const StarSolveSettings& solve = m_settings.star_solve;
+InferenceLoss& Trainer::star_loss(Workspace& w) {
+  const double E_limit = m_settings.star_solve.E_limit;
   if (!w.solve_loss)
     w.solve_loss = m_population_density
-                       ? std::make_unique<InferenceLoss>(m_model, *m_population_density, 0.0, solve.E_limit)
-                       : std::make_unique<InferenceLoss>(m_model, 0.0, solve.E_limit);
-  InferenceLoss& loss = *w.solve_loss;
+                       ? std::make_unique<InferenceLoss>(m_model, *m_population_density, 0.0, E_limit)
+                       : std::make_unique<InferenceLoss>(m_model, 0.0, E_limit);
+  return *w.solve_loss;
+}
+
+double Trainer::tempered(double chi_square) const {
+  const double temper = m_settings.temper_scale * m_stars.bands();
+  return temper > 0 ? temper * std::asinh(chi_square / temper) : chi_square;
+}
+
+double Trainer::star_solve(const std::vector<std::int64_t>& rows, Workspace& w, double* tempered_total) {
+  const StarSolveSettings& solve = m_settings.star_solve;
+  InferenceLoss& loss = star_loss(w);
   FastOptimizerSettings lm;
   lm.starts = 1;
   lm.max_iterations = solve.max_iterations;
@@ -387,9 +367,12 @@ double Trainer::star_solve(const std::vector<std::int64_t>& rows, Workspace& w) 
     const StarVector start = loss.parameters_of(p.head<3>(), std::exp(p(3)), std::exp(p(4)), p(5));
     const StarFit fit = fit_star_fast(loss, star, start, lm);
     if (!std::isfinite(fit.parts.total)) {  // the model overflows here: leave the star where it is
-      total += loss.value(star, start);
+      InferenceLossParts parts;
+      total += loss.value(star, start, &parts);
+      if (tempered_total) *tempered_total += parts.total - parts.chi2 + tempered(parts.chi2);
       continue;
     }
+    if (tempered_total) *tempered_total += fit.parts.total - fit.parts.chi2 + tempered(fit.parts.chi2);
     p.head<3>() = loss.theta(fit.parameters);
     p(3) = fit.parameters(3);
     p(4) = fit.parameters(4);
@@ -469,7 +452,7 @@ void Trainer::after_step(const std::string& checkpoint_dir) {
 }
 
 void Trainer::run_batch_phase(const TrainingPhase& phase, const std::string& checkpoint_dir) {
-  PhaseReport report = start_report(phase);
+  PhaseReport report = PhaseReport::of(phase);
   const std::vector<std::int64_t> local = selected_local(phase.selection);
   std::vector<std::int64_t> selected_local_canonical(local.size());
   for (std::size_t i = 0; i < local.size(); ++i) selected_local_canonical[i] = local[i] + m_stars.first_row;
@@ -550,7 +533,7 @@ void Trainer::run_batch_phase(const TrainingPhase& phase, const std::string& che
 }
 
 void Trainer::run_stars_phase(const TrainingPhase& phase, const std::string& checkpoint_dir) {
-  PhaseReport report = start_report(phase);
+  PhaseReport report = PhaseReport::of(phase);
   const std::vector<std::int64_t> local = selected_local(phase.selection);
   std::int64_t count = static_cast<std::int64_t>(local.size());
   MPI_Allreduce(&count, &report.stars, 1, MPI_INT64_T, MPI_SUM, m_comm);
@@ -592,7 +575,7 @@ void Trainer::run_stars_phase(const TrainingPhase& phase, const std::string& che
 }
 
 void Trainer::run_self_cleaning(const TrainingPhase& phase) {
-  PhaseReport report = start_report(phase);
+  PhaseReport report = PhaseReport::of(phase);
   const auto& c = m_settings.cleaning;
   const int m = m_stars.bands();
   const std::vector<std::int64_t> local = selected_local(StarSelection::all);
@@ -663,6 +646,9 @@ void Trainer::run(const std::string& checkpoint_dir) {
         break;
       case PhaseKind::self_cleaning:
         run_self_cleaning(phase);
+        break;
+      case PhaseKind::coordinated:
+        run_coordinated_phase(phase, checkpoint_dir);
         break;
     }
     m_position.phase_complete = true;

@@ -22,6 +22,7 @@ const char* phase_kind_name(PhaseKind kind) {
     case PhaseKind::alternate: return "alternate";
     case PhaseKind::stars: return "stars";
     case PhaseKind::self_cleaning: return "self_cleaning";
+    case PhaseKind::coordinated: return "coordinated";
   }
   return "?";
 }
@@ -67,15 +68,16 @@ void declare_phase(ParameterSet& p, int index) {
   p.declare_text(s + "kind", d.kind,
                  "model: global parameters only; alternate: per batch a model step then a star "
                  "step; stars: every selected star takes `steps` steps; self_cleaning: flag "
-                 "outliers; off: skip",
-                 {"model", "alternate", "stars", "self_cleaning", "off"});
+                 "outliers; coordinated: `steps` Gauss-Newton steps of the first layer, the biases "
+                 "(and R) with every star re-solved ([coordinated]); off: skip",
+                 {"model", "alternate", "stars", "self_cleaning", "coordinated", "off"});
   p.declare_text(s + "selection", d.selection,
                  "which training stars: hq (high-quality subset), all, clean (survivors of "
                  "self-cleaning)",
                  {"hq", "all", "clean"});
   p.declare_integer(s + "epochs", d.epochs, "epochs",
                     "passes over the selected stars (model and alternate phases)", 0);
-  p.declare_integer(s + "steps", d.steps, "steps", "steps per star (stars phases)", 0);
+  p.declare_integer(s + "steps", d.steps, "steps", "steps per star (stars phases), Gauss-Newton steps (coordinated)", 0);
   p.declare_text(s + "model_optimizer", d.model_optimizer, "optimiser of the global parameters",
                  {"sgd", "adam"});
   p.declare_real(s + "model_lr", d.model_lr, "", "learning rate of the global parameters", 0);
@@ -135,6 +137,7 @@ PhaseKind parse_kind(const std::string& name) {
   if (name == "alternate") return PhaseKind::alternate;
   if (name == "stars") return PhaseKind::stars;
   if (name == "self_cleaning") return PhaseKind::self_cleaning;
+  if (name == "coordinated") return PhaseKind::coordinated;
   return PhaseKind::model;
 }
 
@@ -206,6 +209,9 @@ void declare_training_parameters(ParameterSet& p) {
   p.declare_real("star_solve.decrement_tolerance", 1e-3, "",
                  "a star is solved when its Newton decrement g^T H^-1 g / 2 is below this", 0);
   p.declare_real("star_solve.E_limit", 30, "mag", "largest E a solve may reach", 0);
+  p.declare_real("coordinated.initial_damping", 1e-3, "",
+                 "Levenberg-Marquardt damping of a coordinated step, relative to the diagonal", 0);
+  p.declare_integer("coordinated.attempts", 6, "", "tries per coordinated step, the damping x10 after each rejected one", 1);
 
   p.declare_flag("population_prior.enabled", false,
                  "start every star at E[Theta | label] under the population deconvolved from the "
@@ -276,6 +282,8 @@ TrainingSettings read_training_parameters(const ParameterSet& p) {
   s.star_solve.initial_damping = p.real("star_solve.initial_damping");
   s.star_solve.decrement_tolerance = p.real("star_solve.decrement_tolerance");
   s.star_solve.E_limit = p.real("star_solve.E_limit");
+  s.coordinated.initial_damping = p.real("coordinated.initial_damping");
+  s.coordinated.attempts = static_cast<int>(p.integer("coordinated.attempts"));
 
   auto& population = s.population_prior;
   population.enabled = p.flag("population_prior.enabled");
@@ -320,8 +328,8 @@ TrainingSettings read_training_parameters(const ParameterSet& p) {
     phase.star_optimizer = optimizer("star");
     if ((phase.kind == PhaseKind::model || phase.kind == PhaseKind::alternate) && phase.epochs == 0)
       throw UsageError(k + "epochs must be positive for a " + phase_kind_name(phase.kind) + " phase");
-    if (phase.kind == PhaseKind::stars && phase.steps == 0)
-      throw UsageError(k + "steps must be positive for a stars phase");
+    if ((phase.kind == PhaseKind::stars || phase.kind == PhaseKind::coordinated) && phase.steps == 0)
+      throw UsageError(k + "steps must be positive for a " + phase_kind_name(phase.kind) + " phase");
     s.phases.push_back(std::move(phase));
   }
   if (s.phases.empty()) throw UsageError("every training phase is off: nothing to do");

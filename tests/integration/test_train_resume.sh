@@ -32,8 +32,8 @@ train 1 one_rank || { tail -20 "$XPS_WORK/one_rank.log"; fail "1-rank run failed
 same_model one_rank reference
 
 # Killed (SIGKILL) after global steps 2, 3 (a checkpoint step), and at later steps spread over
-# the phases, then resumed; the last kill point is resumed twice in a row.
-for kill_at in 2 3 $((steps / 2)) $((steps - 4)); do
+# the phases (the last inside the coordinated phase), then resumed.
+for kill_at in 2 3 $((steps / 2)) $((steps - 4)) $((steps - 1)); do
   name="killed_$kill_at"
   XPS_TRAIN_ABORT_AT_STEP=$kill_at train 2 "$name" && fail "$name: the run was not killed"
   [[ -f "$XPS_WORK/$name/model.h5" ]] && fail "$name: a killed run left a model file"
@@ -66,7 +66,7 @@ grep -q "already holds checkpoints" "$XPS_WORK/reference.log" || fail "no messag
 # phaseN.update_extinction = false keeps R at its starting curve while the network learns.
 only_phase1() {  # name model_lr update_extinction (lr 0: the starting model)
   train 1 "$1" --phase1.epochs 2 --phase1.model_lr "$2" --phase1.update_extinction "$3" --phase2.kind off \
-    --phase3.kind off --phase4.kind off --phase5.kind off --phase6.kind off ||
+    --phase3.kind off --phase4.kind off --phase5.kind off --phase6.kind off --phase7.kind off ||
     { tail -20 "$XPS_WORK/$1.log"; fail "$1 failed"; }
 }
 only_phase1 curve_start 0 true
@@ -79,4 +79,4 @@ h5diff "$XPS_WORK/curve_start/model.h5" "$XPS_WORK/curve_frozen/model.h5" /model
 h5diff "$XPS_WORK/curve_start/model.h5" "$XPS_WORK/curve_free/model.h5" /model/extinction_R > /dev/null &&
   fail "R did not move with update_extinction = true"
 
-echo "ok: identical models at 1 and 2 ranks and after kills at steps 2 3 $((steps / 2)) $((steps - 4)) and a corrupted checkpoint"
+echo "ok: identical models at 1 and 2 ranks and after kills at steps 2 3 $((steps / 2)) $((steps - 4)) $((steps - 1)) and a corrupted checkpoint"
