@@ -98,10 +98,7 @@ private:
                     double learning_rate, bool update_extinction);
   double star_step(const std::vector<std::int64_t>& local_rows, const OptimizerSettings& optimizer,
                    double learning_rate, Workspace& workspace);
-  // Solves each star of `local_rows` (L_star's optimum at the current model); returns the sum of
-  // L_star and, if asked, adds the sum of the loss the model steps see (chi^2 tempered).
-  double star_solve(const std::vector<std::int64_t>& local_rows, Workspace& workspace,
-                    double* tempered_total = nullptr);
+  double star_solve(const std::vector<std::int64_t>& local_rows, Workspace& workspace);
   InferenceLoss& star_loss(Workspace& workspace);  // the star solve's loss, made on first use
   double tempered(double chi_square) const;        // training.temper_scale applied
   void run_coordinated_phase(const TrainingPhase& phase, const std::string& checkpoint_dir);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <limits>
 
 #include "xpstellar/coordinated_step.hpp"
 #include "xpstellar/error.hpp"
@@ -82,7 +83,8 @@ Eigen::MatrixXd Trainer::coordinated_system(const std::vector<std::vector<std::i
                                             double stars, std::int64_t& skipped) {
   const auto P = static_cast<Eigen::Index>(moved.size());
   const auto shards = static_cast<Eigen::Index>(rows_by_shard.size());
-  const double temper = m_settings.temper_scale * m_stars.bands();
+  const double temper = m_settings.temper_scale > 0 ? m_settings.temper_scale * m_stars.bands()
+                                                    : std::numeric_limits<double>::infinity();
   // Per shard: the Hessian (lower triangle, full storage), the gradient, the stars skipped.
   Eigen::MatrixXd partial = Eigen::MatrixXd::Zero(P * P + P + 1, shards);
 #pragma omp parallel for schedule(dynamic)
@@ -100,9 +102,7 @@ Eigen::MatrixXd Trainer::coordinated_system(const std::vector<std::vector<std::i
       const double value = loss.value_gradient_hessian(
           star, loss.parameters_of(p.head<3>(), std::exp(p(3)), std::exp(p(4)), p(5)), gradient, hessian, &parts);
       // d (tempered chi^2) / d chi^2: an outlier counts as much in this step as in a model step.
-      const double weight = !std::isfinite(value) ? 0.0
-                            : temper > 0          ? 1.0 / std::sqrt(1.0 + (parts.chi2 / temper) * (parts.chi2 / temper))
-                                                  : 1.0;
+      const double weight = !std::isfinite(value) ? 0.0 : 1.0 / std::hypot(1.0, parts.chi2 / temper);
       if (!system.add_star(loss, star.whitening, gradient, hessian, weight, extinction)) skipped_here += 1;
     }
     auto column = partial.col(v);

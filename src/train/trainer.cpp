@@ -347,7 +347,7 @@ double Trainer::tempered(double chi_square) const {
   return temper > 0 ? temper * std::asinh(chi_square / temper) : chi_square;
 }
 
-double Trainer::star_solve(const std::vector<std::int64_t>& rows, Workspace& w, double* tempered_total) {
+double Trainer::star_solve(const std::vector<std::int64_t>& rows, Workspace& w) {
   const StarSolveSettings& solve = m_settings.star_solve;
   InferenceLoss& loss = star_loss(w);
   FastOptimizerSettings lm;
@@ -367,12 +367,9 @@ double Trainer::star_solve(const std::vector<std::int64_t>& rows, Workspace& w, 
     const StarVector start = loss.parameters_of(p.head<3>(), std::exp(p(3)), std::exp(p(4)), p(5));
     const StarFit fit = fit_star_fast(loss, star, start, lm);
     if (!std::isfinite(fit.parts.total)) {  // the model overflows here: leave the star where it is
-      InferenceLossParts parts;
-      total += loss.value(star, start, &parts);
-      if (tempered_total) *tempered_total += parts.total - parts.chi2 + tempered(parts.chi2);
+      total += loss.value(star, start);
       continue;
     }
-    if (tempered_total) *tempered_total += fit.parts.total - fit.parts.chi2 + tempered(fit.parts.chi2);
     p.head<3>() = loss.theta(fit.parameters);
     p(3) = fit.parameters(3);
     p(4) = fit.parameters(4);
