@@ -182,6 +182,9 @@ const Eigen::MatrixXd& InferenceLoss::whitened_catalog_jacobian(const InferenceS
   m_jacobian.col(2) /= scale(2);
   m_jacobian.col(3) /= std::exp(p(3));  // u = ln parallax
   m_jacobian.col(4) /= std::exp(p(4));  // v = ln E
+  // The optimiser's order is (Theta, parallax, E); the catalog's is (Theta, E, parallax), and the
+  // Fisher matrix adds the parallax measurement to its last parameter.
+  m_jacobian.col(3).swap(m_jacobian.col(4));
   whiten_jacobian(star);
   return m_whitened;
 }

@@ -203,6 +203,47 @@ TEST(InferenceLoss, LabelledStarsWithAPopulationPriorAddMinusTwoLnP) {
   expect_hessian_matches_finite_differences(with_prior, star, with_prior.parameters_of(theta, 0.9, 0.3, 0));
 }
 
+// The Fisher matrix takes the whitened Jacobian in the catalog's order (Teff [kK], [Fe/H], logg, E,
+// parallax [mas][, xi]) and adds the parallax measurement to the fifth parameter: each column
+// must be the derivative of the whitened model flux along that catalog parameter.
+TEST(InferenceLoss, CatalogJacobianIsTheWhitenedFluxDerivativeInCatalogOrder) {
+  for (const bool use_xi : {false, true}) {
+    Fixture f(use_xi);
+    const StarTable table = star_from_model(f.file, {5200, -0.4, 4.1}, 1.3, 0.4, 0.1, 0.02, 1.1, 0.05);
+    const InferenceStar star = f.prepare(table);
+    InferenceLoss loss(f.file.model, f.prior, 0.0, 30.0);
+    const double catalog[6] = {5.6, -0.2, 3.8, 0.5, 1.2, 0.05};  // Teff kK, [Fe/H], logg, E, parallax, xi
+    const StarVector p = loss.parameters_of({1000 * catalog[0], catalog[1], catalog[2]}, catalog[4],
+                                            catalog[3], catalog[5]);
+    const Eigen::MatrixXd analytic = loss.whitened_catalog_jacobian(star, p);
+    const auto m = f.file.model.bands();
+    ASSERT_EQ(analytic.cols(), use_xi ? 6 : 5);
+    const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> whitening(
+        star.whitening, m, m);
+    const auto whitened_flux = [&](const double* q) {
+      StarBatch batch;
+      batch.theta = Eigen::Vector3d(1000 * q[0], q[1], q[2]);
+      batch.ln_E = Eigen::VectorXd::Constant(1, std::log(q[3]));
+      batch.ln_parallax = Eigen::VectorXd::Constant(1, std::log(q[4]));
+      batch.xi = Eigen::VectorXd::Constant(1, q[5]);
+      FluxModelWorkspace workspace;
+      flux_model_forward(f.file.model, batch, workspace);
+      return Eigen::VectorXd(whitening.cast<double>() * workspace.flux.col(0));
+    };
+    for (Eigen::Index k = 0; k < analytic.cols(); ++k) {
+      const double h = 1e-5 * std::max(1.0, std::abs(catalog[k]));
+      double up[6], down[6];
+      std::copy(catalog, catalog + 6, up);
+      std::copy(catalog, catalog + 6, down);
+      up[k] += h;
+      down[k] -= h;
+      const Eigen::VectorXd numeric = (whitened_flux(up) - whitened_flux(down)) / (2 * h);
+      // float whitening and float products inside the analytic path: 1e-5 of the column's size
+      EXPECT_LT((analytic.col(k) - numeric).norm(), 1e-5 * numeric.norm()) << "catalog parameter " << k;
+    }
+  }
+}
+
 TEST(Fisher, CovarianceInvertsTheInformationAndStaysFiniteWhenSingular) {
   std::mt19937_64 engine(3);
   std::normal_distribution<double> normal;
