@@ -8,6 +8,7 @@
 
 #include <Eigen/Dense>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,10 +44,27 @@ struct GmmPriorSettings {
 void declare_gmm_parameters(ParameterSet& parameters, const std::string& section);
 GmmPriorSettings read_gmm_parameters(const ParameterSet& parameters, const std::string& section);
 
+// Several processes (MPI ranks, say; the caller owns them) can fit one mixture together. Each holds
+// every point; the EM's sums are taken per block of 4,096 points, process `part` of `parts` takes
+// the blocks [gmm_first_block(blocks, part, parts), gmm_first_block(blocks, part + 1, parts)),
+// and `share(rows, blocks, width)` must fill in the other processes' rows of a row-major
+// [blocks x width] table of which this process filled its own. The blocks are then added in block
+// order, so any number of processes (and of OpenMP threads) gives the bits of one process alone.
+struct GmmBlockSharing {
+  int part = 0;
+  int parts = 1;
+  std::function<void(double* rows, std::int64_t blocks, std::int64_t width)> share;
+};
+inline std::int64_t gmm_first_block(std::int64_t blocks, int part, int parts) {
+  return blocks * part / parts;
+}
+
 // EM fit to `points` [N x D]. Works on internally standardised coordinates (zero mean, unit
 // variance per dimension) and returns parameters in the original units. Throws UsageError for
-// N < components, D = 0 or non-finite points. Serial and deterministic.
-GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFitSettings& settings);
+// N < components, D = 0 or non-finite points. Deterministic; alone by default, or as one part of
+// several processes that fit the same points together (`sharing`).
+GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFitSettings& settings,
+                                     const GmmBlockSharing& sharing = {});
 
 // Mean ln p per point of `points` [N x D] (the quantity EM maximises).
 double mean_log_likelihood(const GaussianMixture& mixture, const Eigen::MatrixXd& points);

@@ -35,6 +35,14 @@ int comm_size(MPI_Comm comm);
 // values in total (MPI counts are ints).
 std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& local, MPI_Comm comm);
 
+// The same for doubles.
+std::vector<double> all_gather_doubles(const std::vector<double>& local, MPI_Comm comm);
+
+// A row-major table [first_row.back() x width] of which rank r filled rows
+// [first_row[r], first_row[r + 1]): on return every rank holds every row (in place).
+void all_gather_rows(double* table, const std::vector<std::int64_t>& first_row, std::int64_t width,
+                     MPI_Comm comm);
+
 // Every rank's values, concatenated in rank order, on rank 0 (empty elsewhere). Throws UsageError
 // past 2^31 values in total.
 std::vector<double> gather_doubles_to_root(const std::vector<double>& local, MPI_Comm comm);

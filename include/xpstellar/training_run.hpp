@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "xpstellar/gaussian_mixture.hpp"
 #include "xpstellar/trainer.hpp"
 #include "xpstellar/training_set.hpp"
 
@@ -40,6 +41,10 @@ TrainingRunSummary run_training(const ParameterSet& parameters, const TrainingRu
                                 MPI_Comm comm);
 
 std::string format_training_summary(const TrainingRunSummary& summary);
+
+// The ranks of `comm` as the parts of one Gaussian-mixture fit (each rank holds every point; the
+// EM's block sums are all-gathered): the prior is fitted this way, in the time of one rank's share.
+GmmBlockSharing gmm_block_sharing(MPI_Comm comm);
 
 // `<dir of model>/<model stem>_training`
 std::string training_results_dir(const std::string& model_path);

@@ -35,7 +35,11 @@ int comm_size(MPI_Comm comm) {
   return size;
 }
 
-std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& local, MPI_Comm comm) {
+namespace {
+
+template <class Value>
+std::vector<Value> all_gather_values(const std::vector<Value>& local, MPI_Datatype type, const char* name,
+                                     MPI_Comm comm) {
   const int ranks = comm_size(comm);
   const int local_count = static_cast<int>(local.size());
   std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets(static_cast<std::size_t>(ranks));
@@ -46,11 +50,35 @@ std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& loca
     total += counts[static_cast<std::size_t>(r)];
   }
   if (total > std::numeric_limits<int>::max())
-    throw UsageError("all_gather_int64: " + std::to_string(total) + " values exceed MPI's int counts");
-  std::vector<std::int64_t> all(static_cast<std::size_t>(total));
-  MPI_Allgatherv(local.data(), local_count, MPI_INT64_T, all.data(), counts.data(), offsets.data(),
-                 MPI_INT64_T, comm);
+    throw UsageError(std::string(name) + ": " + std::to_string(total) + " values exceed MPI's int counts");
+  std::vector<Value> all(static_cast<std::size_t>(total));
+  MPI_Allgatherv(local.data(), local_count, type, all.data(), counts.data(), offsets.data(), type, comm);
   return all;
+}
+
+}  // namespace
+
+std::vector<std::int64_t> all_gather_int64(const std::vector<std::int64_t>& local, MPI_Comm comm) {
+  return all_gather_values(local, MPI_INT64_T, "all_gather_int64", comm);
+}
+
+std::vector<double> all_gather_doubles(const std::vector<double>& local, MPI_Comm comm) {
+  return all_gather_values(local, MPI_DOUBLE, "all_gather_doubles", comm);
+}
+
+void all_gather_rows(double* table, const std::vector<std::int64_t>& first_row, std::int64_t width,
+                     MPI_Comm comm) {
+  const int ranks = comm_size(comm);
+  if (static_cast<int>(first_row.size()) != ranks + 1)
+    throw UsageError("all_gather_rows: first_row needs one entry per rank and the end");
+  if (first_row.back() * width > std::numeric_limits<int>::max())
+    throw UsageError("all_gather_rows: the table exceeds MPI's int counts");
+  std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets(static_cast<std::size_t>(ranks));
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    offsets[r] = static_cast<int>(first_row[r] * width);
+    counts[r] = static_cast<int>((first_row[r + 1] - first_row[r]) * width);
+  }
+  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, table, counts.data(), offsets.data(), MPI_DOUBLE, comm);
 }
 
 std::vector<double> gather_doubles_to_root(const std::vector<double>& local, MPI_Comm comm) {

@@ -106,9 +106,29 @@ decltype(auto) with_mixture_types(Eigen::Index d, Visit&& visit) {
   return visit(MixtureTypes<Eigen::Dynamic, Eigen::Dynamic>{});
 }
 
-// Responsibilities [N x K] and the mean ln p per point; `points` is [D x N].
+// The blocks this process sums, and the step that completes a [blocks x width] table of per-block
+// sums from every process's rows (nothing to do for one process).
+struct BlockPlan {
+  Eigen::Index blocks = 0, first = 0, last = 0;
+  const GmmBlockSharing* sharing = nullptr;
+
+  BlockPlan(Eigen::Index n, const GmmBlockSharing& s)
+      : blocks((n + em_block - 1) / em_block),
+        first(gmm_first_block(blocks, s.part, s.parts)),
+        last(gmm_first_block(blocks, s.part + 1, s.parts)),
+        sharing(&s) {}
+  Eigen::Index begin_point(Eigen::Index b) const { return b * em_block; }
+  Eigen::Index end_point(Eigen::Index b, Eigen::Index n) const { return std::min(n, (b + 1) * em_block); }
+  void complete(std::vector<double>& rows, Eigen::Index width) const {
+    if (sharing->parts > 1) sharing->share(rows.data(), blocks, width);
+  }
+};
+
+// Responsibilities [N x K] of this process's blocks and the mean ln p per point over all points;
+// `points` is [D x N].
 template <class Types>
-double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Eigen::MatrixXd& responsibility) {
+double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Eigen::MatrixXd& responsibility,
+                     const GmmBlockSharing& sharing) {
   using Vector = typename Types::Vector;
   using Matrix = typename Types::Matrix;
   const Eigen::Index d = points.rows(), n = points.cols();
@@ -127,13 +147,13 @@ double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Ei
                    cholesky[ku].diagonal().array().log().sum();
   }
   responsibility.resize(n, k_count);
-  const Eigen::Index blocks = (n + em_block - 1) / em_block;
-  std::vector<double> block_sum(static_cast<std::size_t>(blocks), 0.0);
+  const BlockPlan plan(n, sharing);
+  std::vector<double> block_sum(static_cast<std::size_t>(plan.blocks), 0.0);
 #pragma omp parallel for schedule(static)
-  for (Eigen::Index b = 0; b < blocks; ++b) {
+  for (Eigen::Index b = plan.first; b < plan.last; ++b) {
     std::vector<double> term(static_cast<std::size_t>(k_count));
     double sum = 0.0;
-    for (Eigen::Index i = b * em_block; i < std::min(n, (b + 1) * em_block); ++i) {
+    for (Eigen::Index i = plan.begin_point(b); i < plan.end_point(b, n); ++i) {
       const Vector x = points.col(i);
       double top = -std::numeric_limits<double>::infinity();
       for (std::size_t k = 0; k < term.size(); ++k) {
@@ -148,53 +168,74 @@ double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Ei
     }
     block_sum[static_cast<std::size_t>(b)] = sum;
   }
+  plan.complete(block_sum, 1);
   double sum = 0.0;
   for (const double partial : block_sum) sum += partial;
   return sum / static_cast<double>(n);
 }
 
 // Weights, means and covariances (+ reg_covar on the diagonal) from the responsibilities [N x K]
-// of `points` [D x N].
+// of `points` [D x N] (this process's blocks of them; the other processes' come through sharing).
 template <class Types>
 void m_step_points(const Eigen::MatrixXd& points, const Eigen::MatrixXd& responsibility, double reg_covar,
-                   GaussianMixture& g) {
+                   const GmmBlockSharing& sharing, GaussianMixture& g) {
   using Vector = typename Types::Vector;
   using Matrix = typename Types::Matrix;
   const Eigen::Index d = points.rows(), n = points.cols();
-  const auto k_count = static_cast<int>(responsibility.cols());
-  // The 10 eps floor keeps an emptied component finite, as scikit-learn does.
-  const Eigen::VectorXd nk = responsibility.colwise().sum().transpose().array() +
-                             10.0 * std::numeric_limits<double>::epsilon();
-  g.weights = nk / nk.sum();
-  g.means = (points * responsibility).transpose().array().colwise() / nk.array();
-  const Eigen::Index blocks = (n + em_block - 1) / em_block;
-  std::vector<std::vector<Matrix>> block_scatter(static_cast<std::size_t>(blocks));
+  const auto k_count = static_cast<Eigen::Index>(responsibility.cols());
+  const BlockPlan plan(n, sharing);
+  // Per block: the responsibility sums [K] and the weighted point sums [K x D].
+  const Eigen::Index moment_width = k_count * (1 + d);
+  std::vector<double> moments(static_cast<std::size_t>(plan.blocks * moment_width), 0.0);
 #pragma omp parallel for schedule(static)
-  for (Eigen::Index b = 0; b < blocks; ++b) {
-    std::vector<Matrix>& scatter = block_scatter[static_cast<std::size_t>(b)];
-    scatter.assign(static_cast<std::size_t>(k_count), Matrix::Zero(d, d));
-    for (int k = 0; k < k_count; ++k) {
+  for (Eigen::Index b = plan.first; b < plan.last; ++b) {
+    Eigen::Map<Eigen::MatrixXd> row(moments.data() + b * moment_width, 1 + d, k_count);
+    for (Eigen::Index i = plan.begin_point(b); i < plan.end_point(b, n); ++i)
+      for (Eigen::Index k = 0; k < k_count; ++k) {
+        const double r = responsibility(i, k);
+        row(0, k) += r;
+        row.col(k).tail(d) += r * points.col(i);
+      }
+  }
+  plan.complete(moments, moment_width);
+  Eigen::MatrixXd moment_total = Eigen::MatrixXd::Zero(1 + d, k_count);
+  for (Eigen::Index b = 0; b < plan.blocks; ++b)
+    moment_total += Eigen::Map<const Eigen::MatrixXd>(moments.data() + b * moment_width, 1 + d, k_count);
+  // The 10 eps floor keeps an emptied component finite, as scikit-learn does.
+  const Eigen::VectorXd nk = moment_total.row(0).transpose().array() + 10.0 * std::numeric_limits<double>::epsilon();
+  g.weights = nk / nk.sum();
+  g.means = moment_total.bottomRows(d).transpose().array().colwise() / nk.array();
+
+  const Eigen::Index scatter_width = k_count * d * d;
+  std::vector<double> scatters(static_cast<std::size_t>(plan.blocks * scatter_width), 0.0);
+#pragma omp parallel for schedule(static)
+  for (Eigen::Index b = plan.first; b < plan.last; ++b) {
+    for (Eigen::Index k = 0; k < k_count; ++k) {
       const Vector mean = g.means.row(k).transpose();
-      Matrix& sum = scatter[static_cast<std::size_t>(k)];
-      for (Eigen::Index i = b * em_block; i < std::min(n, (b + 1) * em_block); ++i) {
+      Matrix sum = Matrix::Zero(d, d);
+      for (Eigen::Index i = plan.begin_point(b); i < plan.end_point(b, n); ++i) {
         const Vector centred = points.col(i) - mean;
         sum.noalias() += responsibility(i, k) * centred * centred.transpose();
       }
+      Eigen::Map<Eigen::MatrixXd>(scatters.data() + b * scatter_width + k * d * d, d, d) = sum;
     }
   }
+  plan.complete(scatters, scatter_width);
   g.covariances.resize(static_cast<std::size_t>(k_count));
-  for (int k = 0; k < k_count; ++k) {
-    Matrix total = Matrix::Zero(d, d);
-    for (const auto& scatter : block_scatter) total += scatter[static_cast<std::size_t>(k)];
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    Eigen::MatrixXd total = Eigen::MatrixXd::Zero(d, d);
+    for (Eigen::Index b = 0; b < plan.blocks; ++b)
+      total += Eigen::Map<const Eigen::MatrixXd>(scatters.data() + b * scatter_width + k * d * d, d, d);
     Eigen::MatrixXd cov = total / nk(k);
     cov.diagonal().array() += reg_covar;
     g.covariances[static_cast<std::size_t>(k)] = 0.5 * (cov + cov.transpose());
   }
 }
 
-// EM from n_init k-means++ starts on standardised points [N x D]; the best fit.
+// EM from n_init k-means++ starts on standardised points [N x D]; the best fit. The k-means starts
+// are computed by every process alike; the EM sums are split over the processes by `sharing`.
 template <class Types>
-GaussianMixture fit_points(const Eigen::MatrixXd& x, const GmmFitSettings& settings) {
+GaussianMixture fit_points(const Eigen::MatrixXd& x, const GmmFitSettings& settings, const GmmBlockSharing& sharing) {
   const Eigen::MatrixXd points = x.transpose();
   Random random(settings.seed);
   double best_ll = -std::numeric_limits<double>::infinity();
@@ -203,16 +244,16 @@ GaussianMixture fit_points(const Eigen::MatrixXd& x, const GmmFitSettings& setti
   for (int init = 0; init < settings.n_init; ++init) {
     responsibility = kmeans_responsibilities(x, settings.components, settings.kmeans_iterations, random);
     GaussianMixture g;
-    m_step_points<Types>(points, responsibility, settings.reg_covar, g);
+    m_step_points<Types>(points, responsibility, settings.reg_covar, sharing, g);
     double ll = -std::numeric_limits<double>::infinity();
     for (int iteration = 0; iteration < settings.max_iterations; ++iteration) {
       const double previous = ll;
-      ll = e_step_points<Types>(points, g, responsibility);
+      ll = e_step_points<Types>(points, g, responsibility, sharing);
       if (std::abs(ll - previous) < settings.tolerance) break;
-      m_step_points<Types>(points, responsibility, settings.reg_covar, g);
+      m_step_points<Types>(points, responsibility, settings.reg_covar, sharing, g);
     }
     // Score the parameters actually returned.
-    ll = e_step_points<Types>(points, g, responsibility);
+    ll = e_step_points<Types>(points, g, responsibility, sharing);
     if (ll > best_ll) {
       best_ll = ll;
       best = std::move(g);
@@ -252,7 +293,8 @@ GmmPriorSettings read_gmm_parameters(const ParameterSet& p, const std::string& s
   return s;
 }
 
-GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFitSettings& settings) {
+GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFitSettings& settings,
+                                     const GmmBlockSharing& sharing) {
   const Eigen::Index n = points.rows(), d = points.cols();
   if (d == 0) throw UsageError("GMM fit: points have no dimensions");
   if (settings.components < 1 || n < settings.components)
@@ -261,12 +303,14 @@ GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& points, const GmmFit
   if (settings.n_init < 1 || settings.max_iterations < 1)
     throw UsageError("GMM fit: n_init and max_iterations must be at least 1");
   if (!points.allFinite()) throw UsageError("GMM fit: points contain NaN or infinite values");
+  if (sharing.parts < 1 || sharing.part < 0 || sharing.part >= sharing.parts || (sharing.parts > 1 && !sharing.share))
+    throw UsageError("GMM fit: block sharing needs 0 <= part < parts and, for several parts, a share step");
 
   const MixtureStandardisation standardisation(points);
   const Eigen::MatrixXd x = standardisation.points(points);
 
   GaussianMixture best =
-      with_mixture_types(d, [&]<class Types>(Types) { return fit_points<Types>(x, settings); });
+      with_mixture_types(d, [&]<class Types>(Types) { return fit_points<Types>(x, settings, sharing); });
 
   standardisation.restore(best);
   return best;
@@ -277,7 +321,7 @@ double mean_log_likelihood(const GaussianMixture& mixture, const Eigen::MatrixXd
   const Eigen::MatrixXd columns = points.transpose();
   Eigen::MatrixXd responsibility;
   return with_mixture_types(points.cols(), [&]<class Types>(Types) {
-    return e_step_points<Types>(columns, mixture, responsibility);
+    return e_step_points<Types>(columns, mixture, responsibility, GmmBlockSharing{});
   });
 }
 

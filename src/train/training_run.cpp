@@ -17,6 +17,15 @@
 
 namespace xps {
 
+GmmBlockSharing gmm_block_sharing(MPI_Comm comm) {
+  const int ranks = comm_size(comm);
+  return {comm_rank(comm), ranks, [comm, ranks](double* rows, std::int64_t blocks, std::int64_t width) {
+            std::vector<std::int64_t> first_row(static_cast<std::size_t>(ranks) + 1);
+            for (int r = 0; r <= ranks; ++r) first_row[static_cast<std::size_t>(r)] = gmm_first_block(blocks, r, ranks);
+            all_gather_rows(rows, first_row, width, comm);
+          }};
+}
+
 namespace {
 
 bool holds_checkpoints(const std::string& dir) {
@@ -47,7 +56,9 @@ void rethrow_from_root(std::string failure, MPI_Comm comm) {
   if (!failure.empty()) throw IoError(failure);
 }
 
-ModelPrior fit_prior(const std::vector<double>& theta, const GmmPriorSettings& settings) {
+// The mixture is fitted by every rank together (each holding every point; the EM's block sums
+// shared); the enclosing level is sampled by rank 0 alone, which writes the model file.
+ModelPrior fit_prior(const std::vector<double>& theta, const GmmPriorSettings& settings, MPI_Comm comm) {
   const auto n = static_cast<Eigen::Index>(theta.size() / 3);
   if (n < settings.fit.components)
     throw UsageError("the prior needs at least gmm.components = " +
@@ -57,10 +68,11 @@ ModelPrior fit_prior(const std::vector<double>& theta, const GmmPriorSettings& s
   for (Eigen::Index i = 0; i < n; ++i)
     for (int k = 0; k < 3; ++k) points(i, k) = theta[static_cast<std::size_t>(3 * i + k)];
   ModelPrior prior;
-  prior.mixture = fit_gaussian_mixture(points, settings.fit);
+  prior.mixture = fit_gaussian_mixture(points, settings.fit, gmm_block_sharing(comm));
   prior.prior_mass = settings.prior_mass;
-  prior.ln_prior_cut = density_level_enclosing(prior.mixture, settings.prior_mass,
-                                               settings.level_samples, settings.fit.seed);
+  if (comm_rank(comm) == 0)
+    prior.ln_prior_cut = density_level_enclosing(prior.mixture, settings.prior_mass,
+                                                 settings.level_samples, settings.fit.seed);
   return prior;
 }
 
@@ -184,21 +196,26 @@ TrainingRunSummary run_training(const ParameterSet& parameters, const TrainingRu
     if (stars.usable(i) &&
         (trainer.outliers()[static_cast<std::size_t>(i)] & removal_bits(settings.cleaning.rule)) == 0)
       for (int k = 0; k < 3; ++k) local_theta.push_back(trainer.star_parameters()(k, i));
-  const std::vector<double> theta = gather_doubles_to_root(local_theta, comm);
+  // Every rank fits from the same points in the same order (the same bits), so a fit that throws
+  // throws on every rank alike.
+  const std::vector<double> theta = all_gather_doubles(local_theta, comm);
+  const auto prior_start = std::chrono::steady_clock::now();
+  if (rank == 0)
+    std::cout << "fitting the prior on Theta of " << theta.size() / 3 << " trained stars on "
+              << comm_size(comm) << " rank(s)" << std::endl;
+  ModelPrior prior = fit_prior(theta, prior_settings, comm);
   std::string failure;
   if (rank == 0) {
     try {
-      const auto prior_start = std::chrono::steady_clock::now();
-      std::cout << "fitting the prior on Theta of " << theta.size() / 3 << " trained stars" << std::endl;
+      std::cout << "prior fitted in "
+                << std::chrono::duration<double>(std::chrono::steady_clock::now() - prior_start).count()
+                << " s" << std::endl;
       ModelFile file;
       file.model = trainer.model();
       file.wavelength_nm = stars.wavelength_nm;
       file.band_names = stars.band_names;
       file.inflation = settings.inflation;
-      file.prior = fit_prior(theta, prior_settings);
-      std::cout << "prior fitted in "
-                << std::chrono::duration<double>(std::chrono::steady_clock::now() - prior_start).count()
-                << " s" << std::endl;
+      file.prior = std::move(prior);
       file.provenance = ModelProvenance{config_text, XPS_VERSION, settings.seed, utc_now()};
       if (const auto parent = std::filesystem::path(paths.model_path).parent_path(); !parent.empty())
         std::filesystem::create_directories(parent);

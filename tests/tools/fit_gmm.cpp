@@ -1,8 +1,9 @@
 // Fits xpstellar's Gaussian mixture (src/model/gaussian_mixture.cpp) to points read from a text
 // file (one point per line, values separated by commas or blanks, '#' lines and a non-numeric
 // header skipped) and prints `mean_log_likelihood <value>` per point in the input's units, for
-// tests/integration/check_gmm_vs_sklearn.py.
-// Usage: fit_gmm POINTS [components [n_init [seed [tolerance]]]]
+// tests/integration/check_gmm_vs_sklearn.py. Under mpirun the ranks fit together (training's
+// gmm_block_sharing) and rank 0 also prints `fit_seconds`, the wall time of the fit.
+// Usage: [mpirun -np K] fit_gmm POINTS [components [n_init [seed [tolerance]]]]
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -11,9 +12,14 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
+
 #include "xpstellar/gaussian_mixture.hpp"
+#include "xpstellar/mpi_session.hpp"
+#include "xpstellar/training_run.hpp"
 
 int main(int argc, char** argv) {
+  xps::MpiSession mpi(argc, argv);
   try {
     if (argc < 2 || argc > 6) {
       std::fprintf(stderr, "usage: fit_gmm POINTS [components [n_init [seed [tolerance]]]]\n");
@@ -61,8 +67,14 @@ int main(int argc, char** argv) {
     if (argc > 3) settings.n_init = std::atoi(argv[3]);
     if (argc > 4) settings.seed = std::strtoull(argv[4], nullptr, 10);
     if (argc > 5) settings.tolerance = std::atof(argv[5]);
-    const xps::GaussianMixture mixture = xps::fit_gaussian_mixture(points, settings);
-    std::printf("mean_log_likelihood %.17g\n", xps::mean_log_likelihood(mixture, points));
+    const auto start = std::chrono::steady_clock::now();
+    const xps::GaussianMixture mixture =
+        xps::fit_gaussian_mixture(points, settings, xps::gmm_block_sharing(mpi.world()));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (mpi.is_io_rank()) {
+      std::printf("mean_log_likelihood %.17g\n", xps::mean_log_likelihood(mixture, points));
+      std::printf("fit_seconds %.3f on %d rank(s)\n", seconds, mpi.size());
+    }
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fit_gmm: %s\n", e.what());

@@ -5,8 +5,11 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <barrier>
 #include <cmath>
 #include <numbers>
+#include <thread>
+#include <vector>
 
 #include <omp.h>
 
@@ -175,6 +178,46 @@ TEST(GaussianMixture, FitDoesNotDependOnTheNumberOfThreads) {
   EXPECT_TRUE(one.weights == three.weights);
   EXPECT_TRUE(one.means == three.means);
   for (std::size_t k = 0; k < one.covariances.size(); ++k) EXPECT_TRUE(one.covariances[k] == three.covariances[k]);
+}
+
+// Several processes fitting together (gaussian_mixture.hpp's GmmBlockSharing), played by threads
+// that hand their block rows over through one table: every part gets the fit of one process
+// alone, bit for bit, also with more parts than blocks (a part without blocks).
+TEST(GaussianMixture, PartsSharingTheirBlockSumsGiveTheSingleProcessFit) {
+  const Eigen::MatrixXd points = sample_gaussian_mixture(known_mixture(), 10000, 21);  // 3 blocks
+  GmmFitSettings settings;
+  settings.components = 4;
+  settings.max_iterations = 40;
+  settings.n_init = 2;
+  const GaussianMixture alone = fit_gaussian_mixture(points, settings);
+  for (const int parts : {2, 4}) {
+    std::vector<double> exchange(3 * 4 * 9);  // blocks x the widest row (K D^2)
+    std::barrier sync(parts);
+    std::vector<GaussianMixture> fits(static_cast<std::size_t>(parts));
+    std::vector<std::thread> workers;
+    for (int part = 0; part < parts; ++part) {
+      GmmBlockSharing sharing{part, parts, [&, part](double* rows, std::int64_t blocks, std::int64_t width) {
+                                const auto first = gmm_first_block(blocks, part, parts) * width;
+                                const auto last = gmm_first_block(blocks, part + 1, parts) * width;
+                                std::copy(rows + first, rows + last, exchange.begin() + first);
+                                sync.arrive_and_wait();
+                                std::copy(exchange.begin(), exchange.begin() + blocks * width, rows);
+                                sync.arrive_and_wait();
+                              }};
+      workers.emplace_back([&, part, sharing] {
+        fits[static_cast<std::size_t>(part)] = fit_gaussian_mixture(points, settings, sharing);
+      });
+    }
+    for (std::thread& worker : workers) worker.join();
+    for (const GaussianMixture& fit : fits) {
+      EXPECT_TRUE(fit.weights == alone.weights) << parts << " parts";
+      EXPECT_TRUE(fit.means == alone.means) << parts << " parts";
+      for (std::size_t k = 0; k < fit.covariances.size(); ++k)
+        EXPECT_TRUE(fit.covariances[k] == alone.covariances[k]) << parts << " parts";
+    }
+  }
+  GmmBlockSharing unusable{0, 2, nullptr};
+  EXPECT_THROW(fit_gaussian_mixture(points, settings, unusable), UsageError);
 }
 
 // D = 3 has its own fixed-size EM; other dimensions take the fixed-capacity (D <= 8) or the
