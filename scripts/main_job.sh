@@ -3,8 +3,9 @@
 #   mock surveys -> train (config/train_fast.ini) -> model-error selection -> infer -> validation.
 # A labelled training sample (config/mock_training.ini, 40,000 stars) trains the model; inference
 # then runs on all of it (the 20 % validation stars are inferred without their labels) and on the
-# default survey (config/mock_default.ini); one partition is also fitted with the paper's optimiser
-# for the comparison in the report. The model-error terms of inference are chosen against the
+# default survey (config/mock_default.ini); two partitions are also fitted with the paper's optimiser
+# for the comparison in the report, and the labelled sample without its measured parallaxes
+# (spectrum-only parallaxes: the report's truth-free check of the parallax errors). The model-error terms of inference are chosen against the
 # labels of the training split (tools/select_model_error.py), never against the truth. Outputs under $XPS_OUTPUT (default out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,8 @@ run() { mpirun "${mpirun_flags[@]}" -np "$ranks" "$@"; }
 output="${XPS_OUTPUT:-out}"
 training_stars="${XPS_TRAINING_STARS:-40000}"
 rm -rf "$output/mock" "$output/training" "$output/model.h5" "$output/model_training" "$output/checkpoints" \
-       "$output/catalog" "$output/catalog_survey" "$output/catalog_paper" "$output/validation"
+       "$output/catalog" "$output/catalog_survey" "$output/catalog_paper" "$output/catalog_spectro" \
+       "$output/validation"
 started=$(date +%s)
 
 echo "== 1/6 mock surveys ($ranks ranks): default survey -> $output/mock, labelled sample -> $output/training"
@@ -36,13 +38,16 @@ echo "== 4/6 inference (fast optimiser) -> $output/catalog, $output/catalog_surv
 run build/bin/xps_infer --model "$output/model.h5" --stars "$output/training" --output "$output/catalog"
 run build/bin/xps_infer --model "$output/model.h5" --stars "$output/mock" --output "$output/catalog_survey"
 
-echo "== 5/6 the paper's optimiser on two partitions -> $output/catalog_paper"
+echo "== 5/6 the paper's optimiser on two partitions -> $output/catalog_paper; spectrum-only fits -> $output/catalog_spectro"
 run build/bin/xps_infer --model "$output/model.h5" --stars "$output/training" --output "$output/catalog_paper" \
   --optimizer paper --partitions 0:2
+run build/bin/xps_infer --model "$output/model.h5" --stars "$output/training" --output "$output/catalog_spectro" \
+  --inference.use_parallax false
 
 echo "== 6/6 validation report -> $output/validation"
 /usr/bin/python3 tools/validate.py --stars "$output/training" --catalogs "$output/catalog" \
-  --compare-catalogs "$output/catalog_paper" --output "$output/validation"
+  --compare-catalogs "$output/catalog_paper" --spectro-catalogs "$output/catalog_spectro" \
+  --output "$output/validation"
 
 echo "== done in $(( $(date +%s) - started )) s (after the build)"
 echo "   model:      $output/model.h5 (docs/model_file.md)"

@@ -6,9 +6,15 @@ DIR/catalog_<L>_<pixel>.h5 (rows in the order of the star table of the same <L>_
 the validation stars (labelled stars whose source_id falls in the held-out split; --all-stars:
 every star with truth) and writes OUTDIR/validation_report.txt, OUTDIR/validation_summary.json
 (the same numbers, machine-readable) and OUTDIR/validation.png, and prints a one-screen summary.
+With --spectro-catalogs (the same star tables fitted by `xps_infer --inference.use_parallax false`)
+it adds a check that needs no truth (its formula works on real data as well): spectrum-only parallaxes
+against the measured ones, robust sd of z = (parallax_sp - (parallax_obs - zp)) /
+sqrt(err_sp^2 + parallax_error^2) at parallax S/N > --consistency-snr, near 1 when the
+spectrophotometric errors are honest.
 
 Usage: /usr/bin/python3 tools/validate.py --stars DIR --catalogs DIR --output OUTDIR
-           [--compare-catalogs DIR] [--all-stars] [--validation-fraction 0.2] [--split-salt 0]
+           [--compare-catalogs DIR] [--spectro-catalogs DIR [--consistency-snr 10]]
+           [--all-stars] [--validation-fraction 0.2] [--split-salt 0]
            [--g-bins 8,10,12,13,14,15,16,17,18,19,21]
 
 Exit status: 0 when the report was written (the numbers are reported, not asserted: PASS/FAIL
@@ -61,6 +67,10 @@ CATALOG_COLUMNS = {
 }
 COMPARE_COLUMNS = {"gdr3_source_id": "catalog/gdr3_source_id", "loss_opt": "catalog/loss_opt",
                    "fit_status": "catalog/fit_status", "quality_flags": "catalog/quality_flags"}
+CONSISTENCY_COLUMNS = {"gdr3_source_id": "catalog/gdr3_source_id", "est": "catalog/stellar_params_est",
+                       "err": "catalog/stellar_params_err", "fit_status": "catalog/fit_status",
+                       "quality_flags": "catalog/quality_flags"}
+CONSISTENCY_SNR = 10.0
 MASK64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 
@@ -188,17 +198,17 @@ def read_main(stars_dir, catalogs_dir, need_loss=False):
     return data, attributes, notes, len(parts), len(tables)
 
 
-def read_catalog_set(directory):
+def read_catalog_set(directory, columns=COMPARE_COLUMNS):
     files = partition_files(directory, "catalog")
     if not files:
         raise InputError(f"{directory}: no catalogs (catalog_<L>_<pixel>.h5)")
     parts, attributes = [], []
     for path in files.values():
-        data, attrs = read_columns(path, COMPARE_COLUMNS)
+        data, attrs = read_columns(path, columns)
         attrs["_rows"] = data["gdr3_source_id"].shape[0]
         parts.append(data)
         attributes.append(attrs)
-    data = {name: np.concatenate([p[name] for p in parts]) for name in COMPARE_COLUMNS}
+    data = {name: np.concatenate([p[name] for p in parts]) for name in columns}
     return data, attributes, len(files)
 
 
@@ -380,6 +390,71 @@ def compare(main_ids, main_loss, main_status, main_flags, main_attrs, selected_i
     return out
 
 
+def parallax_consistency(selection, spectro_dir, args):
+    """Spectrum-only parallaxes (catalogs of `xps_infer --inference.use_parallax false` on the same
+    star tables) against the measured ones, z = (parallax_sp - (parallax_obs - zp)) /
+    sqrt(err_sp^2 + parallax_error^2), over the selected stars fitted with quality_flags < 8 and
+    parallax_obs / parallax_error > args.consistency_snr. It needs no truth (the same check works on
+    a real survey): a robust sd near 1 says the spectrophotometric parallax errors are honest (binaries,
+    whose spectra claim a larger parallax, are in it as they would be there). With truth, the same
+    stars' (parallax_sp - parallax) / err_sp is reported beside it (the two agree where err_sp
+    dominates parallax_error)."""
+    other, attrs, n_files = read_catalog_set(spectro_dir, CONSISTENCY_COLUMNS)
+    out = {"directory": spectro_dir, "files": n_files, "snr_min": args.consistency_snr, "notes": []}
+    zero_points = sorted({float(a["parallax_zero_point"]) for a in attrs if "parallax_zero_point" in a})
+    if len(zero_points) != 1:
+        out["notes"].append(f"parallax_zero_point attributes {zero_points or 'missing'}: "
+                            f"{zero_points[0] if zero_points else 0.0:g} mas used")
+    zero_point = zero_points[0] if zero_points else 0.0
+    out["parallax_zero_point"] = zero_point
+    _, i_sel, i_other = np.intersect1d(selection["source_id"], other["gdr3_source_id"],
+                                       return_indices=True)
+    parallax_sp = other["est"][i_other, 4].astype(np.float64)
+    error_sp = other["err"][i_other, 4].astype(np.float64)
+    measured = selection["parallax_obs"][i_sel].astype(np.float64) - zero_point
+    measured_error = selection["parallax_error"][i_sel].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = measured / measured_error
+        z = (parallax_sp - measured) / np.sqrt(error_sp ** 2 + measured_error ** 2)
+        z_truth = (parallax_sp - selection["truth_parallax"][i_sel].astype(np.float64)) / error_sp
+    use = ((other["fit_status"][i_other] <= 1) & (other["quality_flags"][i_other] < 8)
+           & np.isfinite(z) & (error_sp > 0) & (snr > args.consistency_snr))
+    single = selection["is_binary"][i_sel] == 0
+    g = selection["g"][i_sel].astype(np.float64)
+    out["matched"] = int(i_sel.size)
+    out["all"] = {"n": int(use.sum()), "robust_std": robust_std(z[use]), "median": median(z[use]),
+                  "truth_robust_std": robust_std(z_truth[use]),
+                  "truth_robust_std_singles": robust_std(z_truth[use & single])}
+    out["bins"] = []
+    edges = args.g_bins
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = use & (g >= lo) & (g < hi)
+        out["bins"].append({"g_lo": lo, "g_hi": hi, "n": int(in_bin.sum()),
+                            "robust_std": robust_std(z[in_bin]), "median": median(z[in_bin]),
+                            "truth_robust_std": robust_std(z_truth[in_bin])})
+    return out
+
+
+def consistency_text(c):
+    lines = ["", "6. Parallax consistency (needs no truth): spectrum-only parallaxes of " + c["directory"]]
+    out = lines.append
+    out(f"  z = (parallax_sp - (parallax_obs - zp)) / sqrt(err_sp^2 + parallax_error^2), zp "
+        f"{c['parallax_zero_point']:g} mas, selected stars with quality_flags < 8 and parallax S/N > "
+        f"{c['snr_min']:g} (binaries included); near 1 when the spectrophotometric errors are honest")
+    for note in c["notes"]:
+        out(f"  note: {note}")
+    a = c["all"]
+    out(f"  all: N {a['n']}, robust sd {fmt(a['robust_std'], '.3f')}, median {fmt(a['median'], '+.3f')}; "
+        f"against the truth (parallax_sp - parallax) / err_sp: robust sd {fmt(a['truth_robust_std'], '.3f')} "
+        f"(singles {fmt(a['truth_robust_std_singles'], '.3f')})")
+    out(f"  {'G':>13} {'N':>7} {'robust sd':>10} {'median':>8} {'truth sd':>9}")
+    for b in c["bins"]:
+        if b["n"]:
+            out(f"  {bin_label(b['g_lo'], b['g_hi']):>13} {b['n']:>7} {fmt(b['robust_std'], '.3f'):>10} "
+                f"{fmt(b['median'], '+.3f'):>8} {fmt(b['truth_robust_std'], '.3f'):>9}")
+    return "\n".join(lines) + "\n"
+
+
 # ---- output ------------------------------------------------------------------------------------
 
 def fmt(value, spec=".3g"):
@@ -493,7 +568,7 @@ def compare_text(c):
     return "\n".join(lines) + "\n"
 
 
-def screen_summary(s, c, args, files):
+def screen_summary(s, c, args, files, consistency=None):
     lines = []
     out = lines.append
     selection = "every star with truth" if args.all_stars else "validation stars"
@@ -525,6 +600,11 @@ def screen_summary(s, c, args, files):
             f"{fmt(st['median'], '.4g')}, p99 {fmt(st['p99'], '.4g')}, main lower "
             f"{percent(st['fraction_main_lower'])}: fast no worse than paper {st['verdict']} "
             f"(all {every['n']} fitted: p99 {fmt(every['p99'], '.4g')}, {every['verdict']})")
+    if consistency:
+        a = consistency["all"]
+        out(f"  parallax consistency (no truth) at S/N > {consistency['snr_min']:g}: spectrum-only "
+            f"parallaxes vs measured, robust sd {fmt(a['robust_std'], '.3f')} over {a['n']} stars "
+            f"(against the truth {fmt(a['truth_robust_std'], '.3f')})")
     out("  wrote " + ", ".join(files))
     return "\n".join(lines)
 
@@ -613,6 +693,11 @@ def parse_args(argv):
     parser.add_argument("--output", required=True, help="directory for the report, summary and plot")
     parser.add_argument("--compare-catalogs", help="second catalog set (e.g. --optimizer paper) whose "
                         "loss_opt is compared star by star (matched by gdr3_source_id)")
+    parser.add_argument("--spectro-catalogs", help="catalogs of the same star tables fitted without "
+                        "the measured parallax (xps_infer --inference.use_parallax false), for the "
+                        "parallax-consistency check")
+    parser.add_argument("--consistency-snr", type=float, default=CONSISTENCY_SNR,
+                        help="the consistency check uses stars with a measured parallax S/N above this")
     parser.add_argument("--all-stars", action="store_true",
                         help="every star with truth instead of the validation stars")
     parser.add_argument("--validation-fraction", type=float, default=0.2,
@@ -661,19 +746,22 @@ def main(argv=None):
             comparison = compare(data["gdr3_source_id"], data["loss_opt"].astype(np.float64),
                                  data["fit_status"].astype(int), data["quality_flags"], main_attrs,
                                  selection["source_id"], args.compare_catalogs)
+        consistency = None
+        if args.spectro_catalogs:
+            consistency = parallax_consistency(selection, args.spectro_catalogs, args)
     except InputError as error:
         print(f"{PROGRAM}: {error}", file=sys.stderr)
         return 2
 
     try:
-        write_outputs(args, summary, arrays, comparison, notes, n_parts, n_tables)
+        write_outputs(args, summary, arrays, comparison, notes, n_parts, n_tables, consistency)
     except OSError as error:
         print(f"{PROGRAM}: cannot write to {args.output}: {error}", file=sys.stderr)
         return 2
     return 0
 
 
-def write_outputs(args, summary, arrays, comparison, notes, n_parts, n_tables):
+def write_outputs(args, summary, arrays, comparison, notes, n_parts, n_tables, consistency=None):
     os.makedirs(args.output, exist_ok=True)
     report_path = os.path.join(args.output, "validation_report.txt")
     json_path = os.path.join(args.output, "validation_summary.json")
@@ -681,6 +769,8 @@ def write_outputs(args, summary, arrays, comparison, notes, n_parts, n_tables):
     text = report_text(summary, args, notes, n_parts, n_tables)
     if comparison:
         text += compare_text(comparison)
+    if consistency:
+        text += consistency_text(consistency)
     with open(report_path, "w") as handle:
         handle.write(text)
     document = {"selection": "all" if args.all_stars else "validation",
@@ -690,10 +780,12 @@ def write_outputs(args, summary, arrays, comparison, notes, n_parts, n_tables):
     document.update(summary)
     if comparison:
         document["compare"] = comparison
+    if consistency:
+        document["parallax_consistency"] = consistency
     with open(json_path, "w") as handle:
         json.dump(json_ready(document), handle, indent=1)
     plot(png_path, summary, arrays if summary["n_stars"] else None, comparison)
-    print(screen_summary(summary, comparison, args, [report_path, json_path, png_path]))
+    print(screen_summary(summary, comparison, args, [report_path, json_path, png_path], consistency))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ numbers validate.py must recover.
     OUTDIR/stars/stars_2_<pixel>.h5     two partitions
     OUTDIR/main/catalog_2_<pixel>.h5    both partitions (optimizer "fast")
     OUTDIR/compare/catalog_2_<pixel>.h5 the first partition only (optimizer "paper")
+    OUTDIR/spectro/catalog_2_<pixel>.h5 both partitions, "spectrum-only" parallaxes
 
 Estimates are truth + err * z. For single stars with quality_flags < 8, z in each (G bin,
 parameter) is a Gaussian sample of scale --pull-scale drawn by stratified quantiles
@@ -13,9 +14,12 @@ parameter) is a Gaussian sample of scale --pull-scale drawn by stratified quanti
 standard deviation the scale to within O(1/n); the bin G 13-14 gets a bias of +0.5 in z. Binaries
 and flagged stars get wide random noise (they must be left out of the pulls). The parallax-excess
 bit 5 is set on an exact number of stars per group, and the compare catalogs' loss_opt differs
-from the main one by a known array.
+from the main one by a known array. The spectro catalogs' parallaxes differ from the measured ones
+(minus the zero point) by z sqrt(err^2 + parallax_error^2), z stratified with scale
+--consistency-scale over the fitted stars with quality_flags < 8 and parallax S/N > 10.
 
-Usage: make_fake_catalog.py OUTDIR [--stars-per-partition 3000] [--pull-scale 1.1] [--seed 7]
+Usage: make_fake_catalog.py OUTDIR [--stars-per-partition 3000] [--pull-scale 1.1]
+                            [--consistency-scale 1.3] [--seed 7]
 """
 import argparse
 import json
@@ -35,6 +39,7 @@ BASE_ERROR = [0.05, 0.05, 0.08, 0.02, 0.04]   # catalog units (Teff kK) at G = 1
 BIT5_SINGLES = 0.02
 BIT5_Q_BINS = [(0.0, 0.5, 0.10), (0.5, 0.9, 0.40), (0.9, 1.0, 0.80)]
 WALL_MAIN, WALL_COMPARE = 12.5, 80.0
+ZERO_POINT = -0.017                 # mas, the catalogs' parallax_zero_point
 MASK = (1 << 64) - 1
 
 
@@ -164,6 +169,27 @@ def set_estimates(rng, parts, scale):
     return injected_std, errors
 
 
+def spectro_partitions(rng, parts, scale):
+    """Copies of the partitions whose parallax estimates are measured - zp + z sqrt(err^2 + error^2)
+    on the consistency stars (z stratified, scale `scale`, all partitions together); the count."""
+    spectro = [dict(p, est=p["est"].copy()) for p in parts]
+    measured = np.concatenate([p["parallax_obs"].astype(np.float64) - ZERO_POINT for p in parts])
+    measured_error = np.concatenate([p["parallax_error"].astype(np.float64) for p in parts])
+    est = np.concatenate([p["est"] for p in parts]).astype(np.float64)
+    err = np.concatenate([p["err"] for p in parts]).astype(np.float64)
+    usable = (np.concatenate([(p["fit_status"] <= 1) & (p["flags"] < 8) for p in parts])
+              & np.isfinite(err[:, 4]) & (measured / measured_error > 10))
+    members = np.flatnonzero(usable)
+    z = scale * ndtri((rng.permutation(members.size) + 0.5) / members.size)
+    est[members, 4] = measured[members] + z * np.sqrt(err[members, 4] ** 2 + measured_error[members] ** 2)
+    start = 0
+    for p in spectro:
+        n = p["g"].size
+        p["est"] = est[start:start + n].astype(np.float32)
+        start += n
+    return spectro, int(members.size)
+
+
 def write_star_table(path, p):
     with h5py.File(path, "w") as f:
         f["stars/source_id"] = p["source_id"]
@@ -199,7 +225,7 @@ def write_catalog(path, p, loss, status, optimizer, wall):
         c["fit_status"] = status
         c["iterations"] = np.full(n, 20, dtype=np.int32)
         c["bands_used"] = np.full(n, 66, dtype=np.uint8)
-        c.attrs["parallax_zero_point"] = -0.017
+        c.attrs["parallax_zero_point"] = ZERO_POINT
         c.attrs["optimizer"] = optimizer
         c.attrs["model_file"] = "fake_model.h5"
         c.attrs["model_checksum"] = "0123456789abcdef"
@@ -216,6 +242,7 @@ def main():
     parser.add_argument("output")
     parser.add_argument("--stars-per-partition", type=int, default=3000)
     parser.add_argument("--pull-scale", type=float, default=1.1)
+    parser.add_argument("--consistency-scale", type=float, default=1.3)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -224,7 +251,9 @@ def main():
     bit5 = set_bit5(rng, parts)
     injected_std, errors = set_estimates(rng, parts, args.pull_scale)
 
-    for sub in ("stars", "main", "compare"):
+    spectro, n_consistency = spectro_partitions(rng, parts, args.consistency_scale)
+
+    for sub in ("stars", "main", "compare", "spectro"):
         os.makedirs(os.path.join(args.output, sub), exist_ok=True)
     # Losses: main everywhere; compare (first partition only) = main - d on stars fitted in both,
     # d mostly about -0.1 (main lower) with a 3 % tail up to +0.5; some stars fitted only in main.
@@ -242,6 +271,9 @@ def main():
     for p, loss, pixel in zip(parts, loss_main, PIXELS):
         write_star_table(os.path.join(args.output, "stars", f"stars_{LEVEL}_{pixel}.h5"), p)
         write_catalog(os.path.join(args.output, "main", f"catalog_{LEVEL}_{pixel}.h5"), p, loss,
+                      p["fit_status"], "fast", WALL_MAIN)
+    for p, loss, pixel in zip(spectro, loss_main, PIXELS):
+        write_catalog(os.path.join(args.output, "spectro", f"catalog_{LEVEL}_{pixel}.h5"), p, loss,
                       p["fit_status"], "fast", WALL_MAIN)
     write_catalog(os.path.join(args.output, "compare", f"catalog_{LEVEL}_{PIXELS[0]}.h5"), first,
                   loss_compare, compare_status, "paper", WALL_COMPARE)
@@ -262,6 +294,7 @@ def main():
         "loss": loss_expected(d_stored), "loss_swapped": loss_expected(-d_stored),
         "loss_usable": loss_expected(d_stored[usable]),
         "wall": {"main_seconds": WALL_MAIN * len(PIXELS), "compare_seconds": WALL_COMPARE},
+        "consistency": {"scale": args.consistency_scale, "n_all_stars": n_consistency},
     }
     with open(os.path.join(args.output, "injected.json"), "w") as handle:
         json.dump(injected, handle, indent=1)

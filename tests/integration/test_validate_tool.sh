@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/validate.py on a fake survey with known errors (make_fake_catalog.py): the recovered pull
 # widths, the biased G bin reported FAIL and the others PASS, the bit-5 fractions among binaries
-# and singles, the loss comparison with a second catalog set, the validation split (vectorised vs
+# and singles, the loss comparison with a second catalog set, the parallax-consistency check on a
+# spectrum-only set (its injected width and star count), the validation split (vectorised vs
 # the scalar reference on random int64 source_ids), an empty selection, and exit status 2 naming
 # the file on unreadable input. Needs no build: runs under ctest or as
 #   bash tests/integration/test_validate_tool.sh
@@ -21,6 +22,7 @@ run() {  # run NAME ARGS...: validate.py into $XPS_WORK/NAME, stdout and stderr 
     > "$XPS_WORK/$name.out" 2> "$XPS_WORK/$name.err"
 }
 run all --catalogs "$fake/main" --all-stars --compare-catalogs "$fake/compare" \
+  --spectro-catalogs "$fake/spectro" \
   || fail "validate.py --all-stars exited $? ($(cat "$XPS_WORK/all.err"))"
 for f in validation_report.txt validation_summary.json validation.png; do
   [[ -s "$XPS_WORK/all/$f" ]] || fail "validate.py wrote no $f"
@@ -31,6 +33,7 @@ run swapped --catalogs "$fake/compare" --compare-catalogs "$fake/main" --all-sta
   || fail "validate.py with the compare set as main exited $?"
 run empty --catalogs "$fake/main" --validation-fraction 0 || fail "empty selection exited $?"
 grep -q "no stars" "$XPS_WORK/empty/validation_report.txt" || fail "empty selection: no 'no stars'"
+grep -q "^6. Parallax consistency" "$XPS_WORK/all/validation_report.txt" || fail "no parallax-consistency section"
 
 # Unreadable input: exit status 2 and the file named.
 mkdir -p "$XPS_WORK/broken"
@@ -133,6 +136,16 @@ check(abs(c["wall_main"]["seconds"] - inj["wall"]["main_seconds"]) < 1e-9
       and abs(c["wall_compare"]["seconds"] - inj["wall"]["compare_seconds"]) < 1e-9, "wall seconds")
 check(any("no catalog for stars_" in n for n in load("swapped")["notes"]),
       "missing catalog of a partition not noted")
+
+# Parallax consistency: every injected star, and the injected width (stratified: within O(1/n)).
+pc, want = s["parallax_consistency"], inj["consistency"]
+check(pc["all"]["n"] == want["n_all_stars"], f"consistency: {pc['all']['n']} stars, injected {want['n_all_stars']}")
+check(abs(pc["all"]["robust_std"] - want["scale"]) < 0.02,
+      f"consistency: robust sd {pc['all']['robust_std']}, injected {want['scale']}")
+check(abs(pc["all"]["median"]) < 0.01, f"consistency: median {pc['all']['median']}")
+check(abs(pc["parallax_zero_point"] - (-0.017)) < 1e-12, "consistency: zero point not read")
+check(sum(b["n"] for b in pc["bins"]) == pc["all"]["n"], "consistency: G bins do not add up")
+check("parallax_consistency" not in load("default"), "consistency reported without --spectro-catalogs")
 
 # The default selection: labelled stars of the held-out split (scalar reference counts).
 for name, salt in (("default", "0"), ("salt", "5")):
