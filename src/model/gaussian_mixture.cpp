@@ -51,9 +51,8 @@ private:
 
 constexpr double ln_2pi = 1.8378770664093453;
 
-// k-means++ seeding, a few Lloyd iterations, then hard responsibilities.
-Eigen::MatrixXd kmeans_responsibilities(const Eigen::MatrixXd& x, int k_count, int iterations,
-                                        Random& random) {
+// k-means++ seeding and a few Lloyd iterations: each point's cluster.
+std::vector<int> kmeans_labels(const Eigen::MatrixXd& x, int k_count, int iterations, Random& random) {
   const Eigen::Index n = x.rows();
   Eigen::MatrixXd centres(k_count, x.cols());
   centres.row(0) = x.row(static_cast<Eigen::Index>(random.uniform() * static_cast<double>(n)) % n);
@@ -86,9 +85,7 @@ Eigen::MatrixXd kmeans_responsibilities(const Eigen::MatrixXd& x, int k_count, i
     for (int c = 0; c < k_count; ++c)
       if (count(c) > 0) centres.row(c) = sum.row(c) / count(c);  // an empty cluster keeps its centre
   }
-  Eigen::MatrixXd responsibility = Eigen::MatrixXd::Zero(n, k_count);
-  for (Eigen::Index i = 0; i < n; ++i) responsibility(i, label[static_cast<std::size_t>(i)]) = 1.0;
-  return responsibility;
+  return label;
 }
 
 // ---- EM over one point at a time (the training prior: D = 3, 180,000+ points) -----------------
@@ -119,13 +116,16 @@ struct BlockPlan {
         sharing(&s) {}
   Eigen::Index begin_point(Eigen::Index b) const { return b * em_block; }
   Eigen::Index end_point(Eigen::Index b, Eigen::Index n) const { return std::min(n, (b + 1) * em_block); }
+  // This process keeps the responsibilities of its own points only: row i - first_point().
+  Eigen::Index first_point() const { return first * em_block; }
+  Eigen::Index points(Eigen::Index n) const { return std::max<Eigen::Index>(0, std::min(n, last * em_block) - first_point()); }
   void complete(std::vector<double>& rows, Eigen::Index width) const {
     if (sharing->parts > 1) sharing->share(rows.data(), blocks, width);
   }
 };
 
-// Responsibilities [N x K] of this process's blocks and the mean ln p per point over all points;
-// `points` is [D x N].
+// The responsibilities of this process's points [its points x K] and the mean ln p per point over
+// all points; `points` is [D x N].
 template <class Types>
 double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Eigen::MatrixXd& responsibility,
                      const GmmBlockSharing& sharing) {
@@ -146,8 +146,9 @@ double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Ei
     log_norm[ku] = std::log(g.weights(k)) - 0.5 * (static_cast<double>(d) * ln_2pi) -
                    cholesky[ku].diagonal().array().log().sum();
   }
-  responsibility.resize(n, k_count);
   const BlockPlan plan(n, sharing);
+  responsibility.resize(plan.points(n), k_count);
+  const Eigen::Index offset = plan.first_point();
   std::vector<double> block_sum(static_cast<std::size_t>(plan.blocks), 0.0);
 #pragma omp parallel for schedule(static)
   for (Eigen::Index b = plan.first; b < plan.last; ++b) {
@@ -163,7 +164,7 @@ double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Ei
       }
       double total = 0.0;
       for (double& t : term) total += (t = std::exp(t - top));
-      for (int k = 0; k < k_count; ++k) responsibility(i, k) = term[static_cast<std::size_t>(k)] / total;
+      for (int k = 0; k < k_count; ++k) responsibility(i - offset, k) = term[static_cast<std::size_t>(k)] / total;
       sum += top + std::log(total);
     }
     block_sum[static_cast<std::size_t>(b)] = sum;
@@ -174,8 +175,9 @@ double e_step_points(const Eigen::MatrixXd& points, const GaussianMixture& g, Ei
   return sum / static_cast<double>(n);
 }
 
-// Weights, means and covariances (+ reg_covar on the diagonal) from the responsibilities [N x K]
-// of `points` [D x N] (this process's blocks of them; the other processes' come through sharing).
+// Weights, means and covariances (+ reg_covar on the diagonal) from the responsibilities of this
+// process's points [its points x K] of `points` [D x N]; the other processes' sums come through
+// sharing.
 template <class Types>
 void m_step_points(const Eigen::MatrixXd& points, const Eigen::MatrixXd& responsibility, double reg_covar,
                    const GmmBlockSharing& sharing, GaussianMixture& g) {
@@ -184,6 +186,7 @@ void m_step_points(const Eigen::MatrixXd& points, const Eigen::MatrixXd& respons
   const Eigen::Index d = points.rows(), n = points.cols();
   const auto k_count = static_cast<Eigen::Index>(responsibility.cols());
   const BlockPlan plan(n, sharing);
+  const Eigen::Index offset = plan.first_point();
   // Per block: the responsibility sums [K] and the weighted point sums [K x D].
   const Eigen::Index moment_width = k_count * (1 + d);
   std::vector<double> moments(static_cast<std::size_t>(plan.blocks * moment_width), 0.0);
@@ -192,7 +195,7 @@ void m_step_points(const Eigen::MatrixXd& points, const Eigen::MatrixXd& respons
     Eigen::Map<Eigen::MatrixXd> row(moments.data() + b * moment_width, 1 + d, k_count);
     for (Eigen::Index i = plan.begin_point(b); i < plan.end_point(b, n); ++i)
       for (Eigen::Index k = 0; k < k_count; ++k) {
-        const double r = responsibility(i, k);
+        const double r = responsibility(i - offset, k);
         row(0, k) += r;
         row.col(k).tail(d) += r * points.col(i);
       }
@@ -215,7 +218,7 @@ void m_step_points(const Eigen::MatrixXd& points, const Eigen::MatrixXd& respons
       Matrix sum = Matrix::Zero(d, d);
       for (Eigen::Index i = plan.begin_point(b); i < plan.end_point(b, n); ++i) {
         const Vector centred = points.col(i) - mean;
-        sum.noalias() += responsibility(i, k) * centred * centred.transpose();
+        sum.noalias() += responsibility(i - offset, k) * centred * centred.transpose();
       }
       Eigen::Map<Eigen::MatrixXd>(scatters.data() + b * scatter_width + k * d * d, d, d) = sum;
     }
@@ -242,7 +245,12 @@ GaussianMixture fit_points(const Eigen::MatrixXd& x, const GmmFitSettings& setti
   GaussianMixture best;
   Eigen::MatrixXd responsibility;
   for (int init = 0; init < settings.n_init; ++init) {
-    responsibility = kmeans_responsibilities(x, settings.components, settings.kmeans_iterations, random);
+    // Hard responsibilities of this process's points from every point's k-means cluster.
+    const std::vector<int> label = kmeans_labels(x, settings.components, settings.kmeans_iterations, random);
+    const BlockPlan plan(x.rows(), sharing);
+    responsibility = Eigen::MatrixXd::Zero(plan.points(x.rows()), settings.components);
+    for (Eigen::Index i = 0; i < responsibility.rows(); ++i)
+      responsibility(i, label[static_cast<std::size_t>(plan.first_point() + i)]) = 1.0;
     GaussianMixture g;
     m_step_points<Types>(points, responsibility, settings.reg_covar, sharing, g);
     double ll = -std::numeric_limits<double>::infinity();
