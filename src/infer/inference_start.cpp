@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "xpstellar/error.hpp"
+#include "xpstellar/float_product.hpp"
 
 namespace xps {
 
@@ -69,8 +70,8 @@ void StartGrid::screen(const InferenceStar* stars, int count, StartScreenWorkspa
       ws.data(b, 2 * i + 1) = w > 0 ? m_ratio_mask[static_cast<std::size_t>(b)] : 0.0f;
       ws.weights(b, i) = w;
     }
-  ws.products.noalias() = m_flux * ws.data;
-  ws.squares.noalias() = m_flux_squared * ws.weights;
+  float_product(m_flux, ws.data, ws.products);
+  float_product(m_flux_squared, ws.weights, ws.squares);
 
   const auto T = static_cast<Eigen::Index>(m_E.size());
   const int keep = static_cast<int>(std::min<Eigen::Index>(m_rescore, T));

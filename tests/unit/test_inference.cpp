@@ -5,10 +5,13 @@
 
 #include <cmath>
 #include <random>
+#include <stdexcept>
+#include <tuple>
 
 #include "model_file_fixture.hpp"
 #include "xpstellar/error.hpp"
 #include "xpstellar/fisher.hpp"
+#include "xpstellar/float_product.hpp"
 #include "xpstellar/inference_loss.hpp"
 #include "xpstellar/inference_run.hpp"
 #include "xpstellar/inference_start.hpp"
@@ -279,6 +282,29 @@ TEST(Fisher, CovarianceInvertsTheInformationAndStaysFiniteWhenSingular) {
   EXPECT_FLOAT_EQ(packed[5], static_cast<float>(u.covariance(1, 1)));
   EXPECT_FLOAT_EQ(packed[14], static_cast<float>(u.covariance(4, 4)));
   EXPECT_FLOAT_EQ(packed[6], static_cast<float>(u.covariance(1, 2)));
+}
+
+// The screen's float products (float_product.hpp) against a double-precision reference, with row
+// and column counts that leave partial panels (16 rows, 6 columns) on both sides.
+TEST(FloatProduct, MatchesADoublePrecisionProductIncludingPartialPanels) {
+  std::mt19937_64 engine(5);
+  std::uniform_real_distribution<float> uniform(0.0f, 2.0f);
+  for (const auto& [rows, depth, cols] : {std::tuple{1000, 66, 128}, std::tuple{37, 66, 13},
+                                           std::tuple{16, 5, 6}, std::tuple{5, 66, 1}}) {
+    Eigen::MatrixXf a(rows, depth), b(depth, cols), c;
+    for (Eigen::Index i = 0; i < a.size(); ++i) a(i) = uniform(engine);
+    for (Eigen::Index i = 0; i < b.size(); ++i) b(i) = uniform(engine) - 1.0f;
+    float_product(a, b, c);
+    ASSERT_EQ(c.rows(), rows);
+    ASSERT_EQ(c.cols(), cols);
+    const Eigen::MatrixXd exact = a.cast<double>() * b.cast<double>();
+    const Eigen::MatrixXd scale = a.cast<double>().cwiseAbs() * b.cast<double>().cwiseAbs();
+    // float sums of `depth` products: a few units of float rounding of the sum of magnitudes
+    const double worst = ((c.cast<double>() - exact).cwiseAbs().array() / scale.array()).maxCoeff();
+    EXPECT_LT(worst, 1e-6 * depth) << rows << " x " << depth << " x " << cols << " (" << float_product_kernel_name() << ")";
+  }
+  Eigen::MatrixXf a(3, 4), b(5, 2), c;
+  EXPECT_THROW(float_product(a, b, c), std::logic_error);
 }
 
 TEST(StartGrid, AStarMadeFromATemplateFindsIt) {
