@@ -1,8 +1,8 @@
 #include "xpstellar/float_product.hpp"
 
-#include <cstdlib>
+#include "xpstellar/kernel_dispatch.hpp"
+
 #include <stdexcept>
-#include <string_view>
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -68,14 +68,6 @@ XPS_TARGET_AVX2 void product_avx2(const Eigen::MatrixXf& a, const Eigen::MatrixX
 }
 
 using ProductKernel = void (*)(const Eigen::MatrixXf&, const Eigen::MatrixXf&, Eigen::MatrixXf&);
-
-ProductKernel select_product_kernel() {
-  const char* requested = std::getenv("XPS_KERNELS");
-  if (requested && std::string_view(requested) == "portable") return product_portable;
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return product_avx2;
-  return product_portable;
-}
 #endif
 
 }  // namespace
@@ -83,7 +75,7 @@ ProductKernel select_product_kernel() {
 void float_product(const Eigen::MatrixXf& a, const Eigen::MatrixXf& b, Eigen::MatrixXf& c) {
   if (a.cols() != b.rows()) throw std::logic_error("float_product: inner dimensions differ");
 #ifdef XPS_FLOAT_PRODUCT_X86
-  static const ProductKernel kernel = select_product_kernel();
+  static const ProductKernel kernel = use_avx2_kernels() ? product_avx2 : product_portable;
   kernel(a, b, c);
 #else
   product_portable(a, b, c);
@@ -92,10 +84,7 @@ void float_product(const Eigen::MatrixXf& a, const Eigen::MatrixXf& b, Eigen::Ma
 
 const char* float_product_kernel_name() {
 #ifdef XPS_FLOAT_PRODUCT_X86
-  const char* requested = std::getenv("XPS_KERNELS");
-  if (requested && std::string_view(requested) == "portable") return "portable";
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+  if (use_avx2_kernels()) return "avx2";
 #endif
   return "portable";
 }

@@ -4,12 +4,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <numeric>
-#include <string_view>
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 #include "xpstellar/error.hpp"
+#include "xpstellar/kernel_dispatch.hpp"
 #include "xpstellar/random_stream.hpp"
 
 namespace xps {
@@ -118,14 +118,11 @@ XPS_TARGET_AVX2 void tanh_avx2(const double* z, double* a, Eigen::Index n) {
   }
 }
 
-// Portable binaries (SSE2 baseline) take the AVX2 + FMA kernels when the CPU has them;
-// XPS_KERNELS=portable in the environment keeps the portable ones (to test them on AVX2 machines).
+// Portable binaries (SSE2 baseline) take the AVX2 + FMA kernels when the CPU has them
+// (kernel_dispatch.hpp).
 ArrayKernels select_array_kernels() {
   ArrayKernels kernels;
-  const char* requested = std::getenv("XPS_KERNELS");
-  if (requested && std::string_view(requested) == "portable") return kernels;
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+  if (use_avx2_kernels()) {
     kernels.tanh = tanh_avx2;
     kernels.exp = exp_avx2;
   }

@@ -7,13 +7,13 @@
 #include <cstdlib>
 #include <limits>
 #include <stdexcept>
-#include <string_view>
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 #include "xpstellar/config.hpp"
 #include "xpstellar/error.hpp"
+#include "xpstellar/kernel_dispatch.hpp"
 #include "xpstellar/star_table.hpp"
 
 namespace xps {
@@ -482,13 +482,8 @@ double chi_square_sse2(const float* whitening, const double* residual, int bands
 
 using ChiSquareKernel = double (*)(const float*, const double*, int, double*);
 
-// XPS_KERNELS=portable in the environment keeps the SSE2 kernel (to test it on AVX2 machines).
 ChiSquareKernel select_chi_square_kernel() {
-  const char* requested = std::getenv("XPS_KERNELS");
-  if (requested && std::string_view(requested) == "portable") return chi_square_sse2;
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return chi_square_avx2;
-  return chi_square_sse2;
+  return use_avx2_kernels() ? chi_square_avx2 : chi_square_sse2;
 }
 #endif
 
