@@ -4,6 +4,12 @@
 // all ask here, once each.
 #pragma once
 
+// The attribute that compiles one function for AVX2 + FMA inside a portable build; such a function
+// may run only when use_avx2_kernels() said so.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define XPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
 namespace xps {
 
 // True when the AVX2 + FMA kernels should run (always false off x86-64 or without GCC builtins).

@@ -17,7 +17,6 @@ void product_portable(const Eigen::MatrixXf& a, const Eigen::MatrixXf& b, Eigen:
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define XPS_FLOAT_PRODUCT_X86 1
-#define XPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
 constexpr Eigen::Index panel_rows = 16;  // two AVX registers of A's column
 constexpr Eigen::Index panel_cols = 6;   // 12 accumulators + 2 A + 1 broadcast of 16 registers

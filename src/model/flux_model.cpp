@@ -56,8 +56,6 @@ struct ArrayKernels {
 };
 
 #if defined(__GNUC__) && defined(__x86_64__)
-#define XPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
-
 // exp of four doubles with FMA: x = n ln2 + r, |r| <= ln2 / 2, exp(r) by its Taylor series to
 // degree 13 (truncation < 1e-17), 2^n assembled in the exponent bits. Arguments are clamped to
 // [-708, 709] (results stay normal and finite); NaN propagates. Max error about 2 ulp.

@@ -251,8 +251,6 @@ constexpr int max_chi_square_bands = 256;
 // the sums. Pass 1 forms z = L r four rows at a time, pass 2 g = 2 L^T z sixteen columns at a
 // time; L (17 kB for 66 bands) stays in L1 between them.
 
-#define XPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
-
 // Four floats of L as four doubles; the masked form reads only the lanes of `mask`.
 XPS_TARGET_AVX2 inline __m256d load_l(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
 XPS_TARGET_AVX2 inline __m256d load_l_masked(const float* p, __m128i mask) {
