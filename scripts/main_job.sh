@@ -5,8 +5,9 @@
 # then runs on all of it (the 20 % validation stars are inferred without their labels) and on the
 # default survey (config/mock_default.ini); two partitions are also fitted with the paper's optimiser
 # for the comparison in the report, and the labelled sample without its measured parallaxes
-# (spectrum-only parallaxes: the report's truth-free check of the parallax errors). The model-error terms of inference are chosen against the
-# labels of the training split (tools/select_model_error.py), never against the truth. Outputs under $XPS_OUTPUT (default out/).
+# (spectrum-only parallaxes: the report's truth-free check of the parallax errors). The model-error
+# terms of inference are chosen against the labels of the training split
+# (tools/select_model_error.py), never against the truth. Outputs under $XPS_OUTPUT (default out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh

@@ -3,8 +3,8 @@
 // N <= 128). Eigen's product in a portable (SSE2) build runs at ~30 GFLOP/s here; on x86-64 CPUs
 // with AVX2 + FMA a kernel chosen at run time takes 16 rows of A at a time, keeps them in L1 while
 // it sweeps every column of B (which stays in L2), and holds a 16 x 6 block of C in registers.
-// Sums run over k in order in both paths, but with other roundings (FMA), so the two agree to float
-// rounding, not bit for bit; `XPS_KERNELS=portable` keeps Eigen's product.
+// The kernel sums over k in order with FMA; Eigen blocks and orders its sums its own way, so the two
+// agree to float rounding, not bit for bit; `XPS_KERNELS=portable` keeps Eigen's product.
 #pragma once
 
 #include <Eigen/Dense>
