@@ -31,17 +31,15 @@ Exit status: 0 when the model file was updated, 2 on bad usage, unreadable input
 xps_infer run (the message names the file or the command).
 """
 import argparse
-import glob
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 
 import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import training_split  # noqa: E402  (options, table choice, the xps_infer run, the model update)
 import validate  # noqa: E402  (the validation split and the partition file names)
 
 PROGRAM = "select_model_error"
@@ -53,8 +51,7 @@ SCORED = [  # (name, catalog column, label dataset, label error dataset, catalog
 ]
 
 
-class SelectionError(Exception):
-    """A problem the user must fix; the message names the file or the command."""
+SelectionError = training_split.ToolError
 
 
 def parse_grid(text, option):
@@ -65,27 +62,6 @@ def parse_grid(text, option):
     if not values or min(values) < 0 or max(values) >= 1:
         raise SelectionError(f"{option}: values must lie in [0, 1): {text!r}")
     return values
-
-
-def choose_tables(stars_dir, max_stars):
-    """Star tables in a fixed pseudo-random order (spread over the sky) until max_stars rows."""
-    tables = list(validate.partition_files(stars_dir, "stars").values())
-    if not tables:
-        raise SelectionError(f"{stars_dir}: no star tables (stars_<L>_<pixel>.h5)")
-    order = np.random.default_rng(20231121).permutation(len(tables))
-    chosen, rows = [], 0
-    for index in order:
-        path = tables[index]
-        try:
-            with h5py.File(path, "r") as handle:
-                n = handle["stars/source_id"].shape[0]
-        except (OSError, KeyError) as error:
-            raise SelectionError(f"{path}: not a readable star table ({error})") from None
-        chosen.append(path)
-        rows += n
-        if rows >= max_stars:
-            break
-    return sorted(chosen), rows
 
 
 def read_labels(tables, fraction, salt):
@@ -140,33 +116,21 @@ def score_catalogs(catalog_dir, labels):
 
 
 def run_inference(args, stars_link_dir, output_dir, smooth, level):
-    command = shlex.split(args.launcher) + [
-        args.xps_infer, "--model", args.model, "--stars", stars_link_dir, "--output", output_dir,
-        "--force", "--model_error.smooth_frac", repr(smooth), "--model_error.level_frac",
-        repr(level), "--model_error.smooth_length", repr(args.smooth_length)] + args.infer_arg
-    log_path = output_dir + ".log"
-    with open(log_path, "w") as log:
-        status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
-    if status != 0:
-        raise SelectionError(f"xps_infer exited {status} (log: {log_path}): {shlex.join(command)}")
+    training_split.run_xps_infer(args, stars_link_dir, output_dir, [
+        "--model_error.smooth_frac", repr(smooth), "--model_error.level_frac", repr(level),
+        "--model_error.smooth_length", repr(args.smooth_length)])
 
 
 def write_choice(model_path, smooth, level, length, table_text):
-    temporary = model_path + ".tmp"
-    shutil.copyfile(model_path, temporary)
-    try:
-        with h5py.File(temporary, "r+") as handle:
-            if "model/inflation" not in handle:
-                raise SelectionError(f"{model_path}: no /model/inflation (not a model file?)")
-            attributes = handle["model/inflation"].attrs
-            attributes["level_frac"] = np.float64(level)
-            attributes["smooth_frac"] = np.float64(smooth)
-            attributes["smooth_length_nm"] = np.float64(length)
-            attributes["model_error_selection"] = table_text
-        os.replace(temporary, model_path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    def edit(handle):
+        if "model/inflation" not in handle:
+            raise SelectionError(f"{model_path}: no /model/inflation (not a model file?)")
+        attributes = handle["model/inflation"].attrs
+        attributes["level_frac"] = np.float64(level)
+        attributes["smooth_frac"] = np.float64(smooth)
+        attributes["smooth_length_nm"] = np.float64(length)
+        attributes["model_error_selection"] = table_text
+    training_split.update_model_file(model_path, edit)
 
 
 def select(args):
@@ -174,15 +138,9 @@ def select(args):
     level_grid = parse_grid(args.level_grid, "--level-grid")
     if not os.path.isfile(args.model):
         raise SelectionError(f"{args.model}: no such model file")
-    tables, rows = choose_tables(args.stars, args.max_stars)
+    tables, rows = training_split.choose_tables(args.stars, args.max_stars)
     labels = read_labels(tables, args.validation_fraction, args.split_salt)
-    work = args.work or os.path.join(os.path.dirname(os.path.abspath(args.model)),
-                                     "model_error_selection")
-    shutil.rmtree(work, ignore_errors=True)
-    stars_link_dir = os.path.join(work, "stars")
-    os.makedirs(stars_link_dir)
-    for path in tables:
-        os.symlink(os.path.abspath(path), os.path.join(stars_link_dir, os.path.basename(path)))
+    work, stars_link_dir = training_split.scratch_with_links(args, "model_error_selection", tables)
     print(f"{PROGRAM}: {len(tables)} star tables, {rows} stars (training split scored), "
           f"smooth_length {args.smooth_length:g} nm", flush=True)
 
@@ -222,30 +180,14 @@ def select(args):
 
 
 def parse_args(argv):
-    here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="model file (updated in place)")
-    parser.add_argument("--stars", required=True, help="directory of labelled star tables")
-    parser.add_argument("--launcher", default=os.environ.get("XPS_LAUNCHER", ""),
-                        help="command put before xps_infer, e.g. 'mpirun -np 2'")
-    parser.add_argument("--xps-infer", default=os.path.join(here, "..", "build", "bin", "xps_infer"),
-                        help="the xps_infer program")
-    parser.add_argument("--work", default=None,
-                        help="scratch directory (default: model_error_selection beside the model)")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch catalogs")
-    parser.add_argument("--max-stars", type=int, default=8000,
-                        help="star tables are taken until this many stars [stars]")
+    training_split.add_common_arguments(parser, "model_error_selection", 8000, "scored")
     parser.add_argument("--smooth-grid", default="0,0.01,0.02,0.03,0.05",
                         help="candidate smooth_frac values")
     parser.add_argument("--level-grid", default="0,0.02,0.05,0.1", help="candidate level_frac values")
     parser.add_argument("--smooth-length", type=float, default=100.0,
                         help="correlation length of the smooth term [nm]")
-    parser.add_argument("--validation-fraction", type=float, default=0.2,
-                        help="held-out share (as xps_train and validate.py); those stars are not scored")
-    parser.add_argument("--split-salt", type=int, default=0, help="salt of the validation split")
-    parser.add_argument("--infer-arg", action="append", default=[],
-                        help="extra xps_infer argument (repeatable, e.g. --infer-arg=--start.gmm_samples=64)")
     args = parser.parse_args(argv)
     if args.max_stars < 1:
         parser.error("--max-stars must be positive")

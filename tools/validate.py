@@ -725,7 +725,10 @@ def model_error_notes(attributes):
     """The model-error terms the catalogs were made with (catalog attributes; absent in older ones)."""
     keys = ("model_error_level_frac", "model_error_smooth_frac", "model_error_smooth_length_nm")
     settings = sorted({tuple(float(a[k]) for k in keys) for a in attributes if all(k in a for k in keys)})
-    return [f"model error: level_frac {e:g}, smooth_frac {g:g} over {l:g} nm" for e, g, l in settings]
+    notes = [f"model error: level_frac {e:g}, smooth_frac {g:g} over {l:g} nm" for e, g, l in settings]
+    calibrated = sorted({int(a.get("calibrated", 0)) for a in attributes})
+    names = {0: "no (the fit's own values)", 1: "yes (the model file's /calibration)"}
+    return notes + ["calibrated: " + ", ".join(names[c] for c in calibrated)]
 
 
 def main(argv=None):

@@ -83,6 +83,7 @@ struct CatalogAttributes {
   double model_error_level_frac = 0;
   double model_error_smooth_frac = 0;
   double model_error_smooth_length_nm = 0;
+  bool calibrated = false;         // the model file's /calibration was applied
   std::string optimizer;           // "fast" or "paper"
   std::string config_text;         // the effective configuration (INI)
   std::string code_version;

@@ -24,6 +24,10 @@ inline constexpr double fisher_eigen_clip = 1e-14;  // relative to the largest e
 // `whitened_jacobian`: [M x 5] or [M x 6] (xi last); parallax_error <= 0 or non-finite: no term.
 StarUncertainty fisher_uncertainty(const Eigen::MatrixXd& whitened_jacobian, double parallax_error);
 
+// The same for a covariance changed after the fit (uncertainty_calibration.hpp): the inverse
+// covariance through the same clipped eigen decomposition, errors = sqrt(diag).
+StarUncertainty uncertainty_of_covariance(const Eigen::Matrix<double, 5, 5>& covariance);
+
 // The packed upper triangle (row-major, i <= j) of a symmetric 5 x 5 matrix: 15 numbers.
 void pack_upper_triangle(const Eigen::Matrix<double, 5, 5>& matrix, float* packed);
 

@@ -59,6 +59,7 @@ struct ModelErrorSettings {
 struct InferenceSettings {
   double parallax_zero_point = -0.017;  // mas, subtracted from the measured parallax
   bool use_parallax = true;             // false: the spectrum alone (spectrophotometric fits)
+  bool calibrate = true;                // apply the model file's /calibration, if it has one
   double xi_prior_sigma = 0;            // Gaussian prior on xi; 0 = flat (as in training)
   double E_limit = 30;                  // mag; the fit's domain ends here
   std::int64_t chunk_stars = 4096;      // stars read, fitted and written at a time

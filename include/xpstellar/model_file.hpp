@@ -12,6 +12,7 @@
 #include "xpstellar/flux_model.hpp"
 #include "xpstellar/flux_whitening.hpp"
 #include "xpstellar/gaussian_mixture.hpp"
+#include "xpstellar/uncertainty_calibration.hpp"
 
 namespace xps {
 
@@ -36,6 +37,8 @@ struct ModelFile {
   std::vector<std::string> band_names;  // [M]
   CovarianceInflation inflation;
   std::optional<ModelPrior> prior;      // absent in a model written before the prior was fitted
+  // /calibration, from tools/calibrate_uncertainties.py; absent until that has run.
+  std::optional<UncertaintyCalibration> calibration;
   ModelProvenance provenance;
 };
 

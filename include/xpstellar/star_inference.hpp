@@ -11,6 +11,7 @@
 #include "xpstellar/inference_settings.hpp"
 #include "xpstellar/inference_start.hpp"
 #include "xpstellar/star_fit.hpp"
+#include "xpstellar/uncertainty_calibration.hpp"
 
 namespace xps {
 
@@ -21,6 +22,7 @@ struct InferenceContext {
   const StartGrid& start_grid;
   double ln_prior_cut;  // quality bit 4
   const InferenceSettings& settings;
+  const UncertaintyCalibration* calibration = nullptr;  // applied to every fitted star if set
 };
 
 // Stars are screened this many at a time (one matrix product per block); block boundaries are

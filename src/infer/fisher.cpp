@@ -43,6 +43,14 @@ StarUncertainty fisher_uncertainty(const Eigen::MatrixXd& whitened_jacobian, dou
   return u;
 }
 
+StarUncertainty uncertainty_of_covariance(const Eigen::Matrix<double, 5, 5>& covariance) {
+  StarUncertainty u;
+  u.covariance = 0.5 * (covariance + covariance.transpose());
+  u.inverse_covariance = clipped_inverse(u.covariance);
+  u.error = u.covariance.diagonal().cwiseMax(0.0).cwiseSqrt();
+  return u;
+}
+
 void pack_upper_triangle(const Eigen::Matrix<double, 5, 5>& matrix, float* packed) {
   int n = 0;
   for (int i = 0; i < 5; ++i)

@@ -186,6 +186,10 @@ SharedModel load_model(const InferenceRunOptions& options) {
   return shared;
 }
 
+const UncertaintyCalibration* calibration_of(const ModelFile& file, const InferenceSettings& settings) {
+  return settings.calibrate && file.calibration ? &*file.calibration : nullptr;
+}
+
 void check_bands(const StarTable& table, const ModelFile& model, const std::string& path) {
   if (table.band_names != model.band_names)
     throw IoError(path + ": its bands (" + std::to_string(table.bands()) +
@@ -208,6 +212,7 @@ void infer_partition(const Partition& partition, const InferenceRunOptions& opti
   attributes.model_error_level_frac = shared.inflation.level_frac;
   attributes.model_error_smooth_frac = shared.inflation.smooth_frac;
   attributes.model_error_smooth_length_nm = shared.inflation.smooth_length_nm;
+  attributes.calibrated = calibration_of(shared.file, options.settings) != nullptr;
   attributes.optimizer = optimizer_name(options.settings.optimizer);
   attributes.config_text = options.config_text;
   attributes.code_version = XPS_VERSION;
@@ -282,7 +287,8 @@ InferenceRunSummary run_inference(const InferenceRunOptions& options, MPI_Comm c
                << std::flush;
 
   const InferenceContext context{shared.file.model, *shared.prior, *shared.start_grid,
-                                 shared.file.prior->ln_prior_cut, options.settings};
+                                 shared.file.prior->ln_prior_cut, options.settings,
+                                 calibration_of(shared.file, options.settings)};
   std::vector<std::unique_ptr<InferenceWorker>> workers(static_cast<std::size_t>(std::max(1, summary.threads)));
   ProgressMeter progress(comm, "inference (stars)", total_stars, options.settings.log_interval_seconds);
   Tally tally;

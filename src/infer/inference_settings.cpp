@@ -15,6 +15,9 @@ void declare_inference_parameters(ParameterSet& p) {
   p.declare_flag("inference.use_parallax", true,
                  "use the measured parallax in the fit; false fits the spectrum alone "
                  "(spectrophotometric parallaxes, to compare with the astrometric ones)");
+  p.declare_flag("inference.calibrate", true,
+                 "apply the model file's /calibration (tools/calibrate_uncertainties.py) to the "
+                 "estimates and uncertainties; false writes the fit's own (Fisher) values");
   p.declare_real("inference.xi_prior_sigma", 0, "",
                  "width of a Gaussian prior on the extinction-curve shape xi (models with xi); 0 = "
                  "flat, as in training",
@@ -85,6 +88,7 @@ InferenceSettings read_inference_parameters(const ParameterSet& p) {
   InferenceSettings s;
   s.parallax_zero_point = p.real("inference.parallax_zero_point");
   s.use_parallax = p.flag("inference.use_parallax");
+  s.calibrate = p.flag("inference.calibrate");
   s.xi_prior_sigma = p.real("inference.xi_prior_sigma");
   s.E_limit = p.real("inference.E_limit");
   s.chunk_stars = p.integer("inference.chunk_stars");

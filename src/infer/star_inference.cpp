@@ -40,7 +40,7 @@ void InferenceWorker::write_fit(const InferenceStar& star, const StarFit& fit, s
   const StarVector& p = fit.parameters;
   const Eigen::Vector3d theta = m_loss.theta(p);
   const double parallax = std::exp(p(3)), E = std::exp(p(4));
-  const double estimate[catalog_parameters] = {theta(0) / 1000.0, theta(1), theta(2), E, parallax};
+  double estimate[catalog_parameters] = {theta(0) / 1000.0, theta(1), theta(2), E, parallax};
   bool finite = std::isfinite(fit.parts.total);
   for (double v : estimate) finite = finite && std::isfinite(static_cast<float>(v));
   if (!finite) {
@@ -48,8 +48,12 @@ void InferenceWorker::write_fit(const InferenceStar& star, const StarFit& fit, s
     rows.quality_flags[r] |= quality_not_converged;
     return;
   }
-  const StarUncertainty u = fisher_uncertainty(m_loss.whitened_catalog_jacobian(star, p),
-                                               star.has_parallax ? star.parallax_error : 0.0);
+  const double parallax_error = star.has_parallax ? star.parallax_error : 0.0;
+  StarUncertainty u = fisher_uncertainty(m_loss.whitened_catalog_jacobian(star, p), parallax_error);
+  if (m_context.calibration) {
+    calibrate_star(*m_context.calibration, estimate, u.covariance, parallax_error);
+    u = uncertainty_of_covariance(u.covariance);
+  }
   for (int k = 0; k < catalog_parameters; ++k) {
     rows.stellar_params_est[r * catalog_parameters + k] = static_cast<float>(estimate[k]);
     rows.stellar_params_err[r * catalog_parameters + k] = static_cast<float>(u.error(k));

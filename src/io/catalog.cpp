@@ -59,7 +59,8 @@ void visit_columns(Rows& rows, Visit&& visit) {
   visit(ColumnInfo{"dec", 1, "deg", "declination, ICRS (from the star table)"}, rows.dec);
   visit(ColumnInfo{"stellar_params_est", p, parameter_units,
                    "estimates of Teff, [Fe/H], logg, E (extinction amplitude), parallax at the "
-                   "optimum of the inference loss; NaN when not fitted"},
+                   "optimum of the inference loss, less the calibration offsets if /catalog@calibrated "
+                   "is 1; NaN when not fitted"},
         rows.stellar_params_est);
   visit(ColumnInfo{"stellar_params_err", p, parameter_units,
                    "1-sigma uncertainties: square roots of the diagonal of "
@@ -85,11 +86,13 @@ void visit_columns(Rows& rows, Visit&& visit) {
                    "bit mask (attribute quality_flags_bits of /catalog); keep quality_flags < 8"},
         rows.quality_flags);
   visit(ColumnInfo{"stellar_params_icov_triu", t, "1 / (unit_i unit_j)",
-                   "inverse covariance (Fisher matrix without the prior) of stellar_params_est, "
-                   "packed upper triangle, row-major: (0,0) (0,1) ... (0,4) (1,1) ... (4,4)"},
+                   "inverse covariance of stellar_params_est (the Fisher matrix without the prior; "
+                   "if /catalog@calibrated is 1, the inverse of stellar_params_cov_triu), packed "
+                   "upper triangle, row-major: (0,0) (0,1) ... (0,4) (1,1) ... (4,4)"},
         rows.stellar_params_icov_triu);
   visit(ColumnInfo{"stellar_params_cov_triu", t, "unit_i unit_j",
-                   "covariance of stellar_params_est (inverse of the Fisher matrix), packed upper "
+                   "covariance of stellar_params_est (inverse of the Fisher matrix, plus the "
+                   "calibration's error floors if /catalog@calibrated is 1), packed upper "
                    "triangle, row-major: (0,0) (0,1) ... (0,4) (1,1) ... (4,4)"},
         rows.stellar_params_cov_triu);
   visit(ColumnInfo{"chi2_dof", 1, "",
@@ -223,6 +226,7 @@ CatalogWriter::CatalogWriter(const std::string& path, std::size_t total_rows,
     group.write_attribute("model_error_level_frac", attributes.model_error_level_frac);
     group.write_attribute("model_error_smooth_frac", attributes.model_error_smooth_frac);
     group.write_attribute("model_error_smooth_length_nm", attributes.model_error_smooth_length_nm);
+    group.write_attribute("calibrated", std::int32_t{attributes.calibrated ? 1 : 0});
     group.write_text_attribute("optimizer", attributes.optimizer);
     group.write_text_attribute("config_text", attributes.config_text);
     group.write_text_attribute("code_version", attributes.code_version);
@@ -338,6 +342,7 @@ CatalogAttributes read_catalog_attributes(const std::string& path) {
                                     {"model_error_smooth_frac", &attributes.model_error_smooth_frac},
                                     {"model_error_smooth_length_nm", &attributes.model_error_smooth_length_nm}})
     if (group.has_attribute(name)) *value = group.read_double_attribute(name);  // older files: none
+  if (group.has_attribute("calibrated")) attributes.calibrated = group.read_integer_attribute("calibrated") != 0;
   attributes.optimizer = group.read_string_attribute("optimizer");
   attributes.config_text = group.read_string_attribute("config_text");
   attributes.code_version = group.read_string_attribute("code_version");

@@ -157,6 +157,10 @@ std::string model_problem(const ModelFile& file, bool empty_R1_allowed) {
   if (!all_finite(model.extinction_R1)) return "/model/extinction_R1 holds non-finite values";
   std::string problem = network_problem(model.network, bands);
   if (problem.empty() && file.prior) problem = prior_problem(*file.prior);
+  if (problem.empty() && file.calibration) {
+    problem = calibration_problem(*file.calibration);
+    if (!problem.empty()) problem = "/calibration: " + problem;
+  }
   return problem;
 }
 
@@ -237,6 +241,17 @@ void write_prior_group(h5::File& file, const ModelPrior& prior) {
   }
   write_array(file, "prior/gmm/covariances", {components, theta_dimension, theta_dimension},
               covariances, nullptr);
+}
+
+void write_calibration_group(h5::File& file, const UncertaintyCalibration& c) {
+  const auto cells = static_cast<std::uint64_t>(c.cells());
+  file.create_group("calibration");
+  write_array(file, "calibration/teff_edges_kK", {c.teff_edges_kK.size()}, c.teff_edges_kK, "kK");
+  write_array(file, "calibration/logg_edges", {c.logg_edges.size()}, c.logg_edges, "dex");
+  write_array(file, "calibration/offset", {cells, calibrated_labels}, c.offset, "kK, dex, dex, mag");
+  write_array(file, "calibration/floor", {cells, calibrated_labels}, c.floor, "kK, dex, dex, mag");
+  write_array(file, "calibration/parallax_floor_frac", {cells}, c.parallax_floor_frac, "");
+  write_array(file, "calibration/stars", {cells}, c.stars, "");
 }
 
 void write_provenance_group(h5::File& file, const ModelProvenance& provenance) {
@@ -362,6 +377,17 @@ ModelPrior read_prior(const h5::File& file) {
   return prior;
 }
 
+UncertaintyCalibration read_calibration(const h5::File& file) {
+  UncertaintyCalibration c;
+  c.teff_edges_kK = read_array(file, "calibration/teff_edges_kK", 1).values;
+  c.logg_edges = read_array(file, "calibration/logg_edges", 1).values;
+  c.offset = read_array(file, "calibration/offset", 2).values;
+  c.floor = read_array(file, "calibration/floor", 2).values;
+  c.parallax_floor_frac = read_array(file, "calibration/parallax_floor_frac", 1).values;
+  c.stars = read_array(file, "calibration/stars", 1).values;
+  return c;
+}
+
 ModelProvenance read_provenance(const h5::File& file) {
   const h5::Group group = file.open_group("provenance");
   ModelProvenance provenance;
@@ -397,6 +423,7 @@ ModelFile read_contents(const h5::File& file) {
     });
   }
   if (file.has("prior")) result.prior = read_prior(file);
+  if (file.has("calibration")) result.calibration = read_calibration(file);
   result.provenance = read_provenance(file);
   return result;
 }
@@ -411,6 +438,7 @@ void write_model_file(const std::string& path, const ModelFile& model) {
     h5::File file = h5::File::create(temporary, MPI_COMM_SELF);
     write_model_group(file, model);
     if (model.prior) write_prior_group(file, *model.prior);
+    if (model.calibration) write_calibration_group(file, *model.calibration);
     write_provenance_group(file, model.provenance);
     file.close();
   } catch (...) {

@@ -160,4 +160,55 @@ status=$?
 set -e
 [[ $status -eq 2 ]] && grep -q "nowhere" "$XPS_WORK/select_bad.log" || fail "a missing star directory: exit 2 naming it"
 
-echo "ok: 1 = 2 ranks byte for byte; skip, --force, ranges; unreadable table named; unfittable stars flagged; model-error selection"
+
+# Calibration against the training split (tools/calibrate_uncertainties.py), on the uncalibrated
+# catalogs of the selected model; xps_infer applies it unless --inference.calibrate false.
+/usr/bin/python3 "$XPS_SOURCE/tools/calibrate_uncertainties.py" --model "$XPS_WORK/model_sel.h5" --stars "$stars" \
+  --catalogs "$XPS_WORK/cat_sel" --min-stars 20 > "$XPS_WORK/calibrate.log" 2>&1 \
+  || { cat "$XPS_WORK/calibrate.log"; fail "calibrate_uncertainties.py"; }
+[[ -e "$XPS_WORK/model_sel.h5.tmp" ]] && fail "calibrate_uncertainties.py left its temporary file"
+infer_selected "$XPS_WORK/cat_cal" > "$XPS_WORK/infer_cal.log" 2>&1 || fail "inference with the calibrated model"
+infer_selected "$XPS_WORK/cat_uncal" --inference.calibrate false > "$XPS_WORK/infer_uncal.log" 2>&1 \
+  || fail "inference with the calibration switched off"
+/usr/bin/python3 - "$XPS_WORK" <<'PY' || fail "calibration applied by xps_infer"
+import sys, glob, os, h5py, numpy as np
+work = sys.argv[1]
+with h5py.File(work + "/model_sel.h5") as m:
+    t = {k: m["calibration/" + k][...] for k in ("teff_edges_kK", "logg_edges", "offset", "floor", "parallax_floor_frac", "stars")}
+assert (t["stars"] > 0).any(), "no cell has its own values"
+assert (t["floor"] > 0).any() and (t["parallax_floor_frac"] > 0).any(), t
+checked = 0
+for path in sorted(glob.glob(work + "/cat_cal/catalog_1_*.h5")):
+    name = os.path.basename(path)
+    with h5py.File(path) as cal, h5py.File(work + "/cat_uncal/" + name) as unc, \
+         h5py.File(work + "/cat_sel/" + name) as sel, h5py.File(glob.glob(work + "/stars/" + name.replace("catalog_", "stars_"))[0]) as s:
+        assert cal["catalog"].attrs["calibrated"] == 1 and unc["catalog"].attrs["calibrated"] == 0, name
+        for column in ("stellar_params_est", "stellar_params_err", "stellar_params_cov_triu", "quality_flags", "loss_opt"):
+            assert np.array_equal(unc["catalog/" + column][...], sel["catalog/" + column][...], equal_nan=True), (name, column)
+        est0, err0 = unc["catalog/stellar_params_est"][...].astype(float), unc["catalog/stellar_params_err"][...].astype(float)
+        est1, err1 = cal["catalog/stellar_params_est"][...].astype(float), cal["catalog/stellar_params_err"][...].astype(float)
+        fitted = (unc["catalog/quality_flags"][...] & 128) == 0
+        assert np.array_equal(fitted, (cal["catalog/quality_flags"][...] & 128) == 0)
+        assert np.isnan(est1[~fitted]).all() and np.isfinite(est1[fitted]).all() and np.isfinite(err1[fitted]).all()
+        cell = np.digitize(est0[:, 0], t["teff_edges_kK"]) * (len(t["logg_edges"]) + 1) + np.digitize(est0[:, 2], t["logg_edges"])
+        f = fitted
+        assert np.allclose(est1[f, :4], est0[f, :4] - t["offset"][cell[f]], rtol=0, atol=2e-6 * (1 + np.abs(est0[f, :4]))), name
+        assert np.array_equal(est1[f, 4], est0[f, 4]), "the parallax gets no offset"
+        assert np.allclose(err1[f, :4] ** 2, err0[f, :4] ** 2 + t["floor"][cell[f]] ** 2, rtol=1e-4, atol=1e-12), name
+        plx_err = s["stars/parallax_error"][...].astype(float)
+        share = np.clip(1 - err0[:, 4] ** 2 / plx_err ** 2, 0, 1)
+        share = np.where(np.isfinite(plx_err) & (plx_err > 0), share, 1.0)
+        expected = err0[:, 4] ** 2 + (share * t["parallax_floor_frac"][cell] * est0[:, 4]) ** 2
+        assert np.allclose(err1[f, 4] ** 2, expected[f], rtol=1e-3), name
+        iu = np.triu_indices(5)
+        for r in np.flatnonzero(f)[:10]:
+            cov = np.zeros((5, 5)); cov[iu] = cal["catalog/stellar_params_cov_triu"][r]; cov = cov + np.triu(cov, 1).T
+            icov = np.zeros((5, 5)); icov[iu] = cal["catalog/stellar_params_icov_triu"][r]; icov = icov + np.triu(icov, 1).T
+            assert np.allclose(np.sqrt(np.diag(cov)), err1[r], rtol=1e-5)
+            if np.linalg.cond(cov) < 1e4:
+                assert np.abs(cov @ icov - np.eye(5)).max() < 1e-2
+        checked += f.sum()
+assert checked > 2800, checked
+PY
+
+echo "ok: 1 = 2 ranks byte for byte; skip, --force, ranges; unreadable table named; unfittable stars flagged; model-error selection; calibration"

@@ -107,6 +107,17 @@ void expect_identical(const xps::ModelFile& expected, const xps::ModelFile& actu
     EXPECT_TRUE(same_bits(expected.prior->ln_prior_cut, actual.prior->ln_prior_cut));
     EXPECT_TRUE(same_bits(expected.prior->prior_mass, actual.prior->prior_mass));
   }
+  ASSERT_EQ(expected.calibration.has_value(), actual.calibration.has_value());
+  if (expected.calibration) {
+    const xps::UncertaintyCalibration& c = *expected.calibration;
+    const xps::UncertaintyCalibration& d = *actual.calibration;
+    EXPECT_EQ(c.teff_edges_kK, d.teff_edges_kK);
+    EXPECT_EQ(c.logg_edges, d.logg_edges);
+    EXPECT_EQ(c.offset, d.offset);
+    EXPECT_EQ(c.floor, d.floor);
+    EXPECT_EQ(c.parallax_floor_frac, d.parallax_floor_frac);
+    EXPECT_EQ(c.stars, d.stars);
+  }
   EXPECT_EQ(expected.provenance.config_text, actual.provenance.config_text);
   EXPECT_EQ(expected.provenance.code_version, actual.provenance.code_version);
   EXPECT_EQ(expected.provenance.seed, actual.provenance.seed);
@@ -150,6 +161,56 @@ TEST_F(ModelFileTest, RoundTripWithoutPrior) {
   const xps::ModelFile back = xps::read_model_file(path("model.h5"));
   EXPECT_FALSE(back.prior.has_value());
   expect_identical(model, back);
+}
+
+xps::UncertaintyCalibration two_by_three_calibration() {
+  xps::UncertaintyCalibration c;
+  c.teff_edges_kK = {5.0};
+  c.logg_edges = {3.0, 4.0};
+  for (int cell = 0; cell < 6; ++cell) {
+    for (int k = 0; k < 4; ++k) {
+      c.offset.push_back(0.01 * cell - 0.003 * k);
+      c.floor.push_back(0.02 + 0.001 * (cell + k));
+    }
+    c.parallax_floor_frac.push_back(0.05 * cell);
+    c.stars.push_back(100.0 * cell);
+  }
+  return c;
+}
+
+TEST_F(ModelFileTest, CalibrationRoundTripsAndIsCheckedOnWriting) {
+  xps::ModelFile model = xps::test::make_random_model_file({});
+  model.calibration = two_by_three_calibration();
+  xps::write_model_file(path("model.h5"), model);
+  expect_identical(model, xps::read_model_file(path("model.h5")));
+
+  auto expect_refused = [&](const xps::UncertaintyCalibration& calibration, const std::string& part) {
+    xps::ModelFile bad = model;
+    bad.calibration = calibration;
+    const std::string message =
+        error_message<xps::IoError>([&] { xps::write_model_file(path("bad.h5"), bad); });
+    EXPECT_NE(message.find("/calibration: " + part), std::string::npos) << message;
+  };
+  xps::UncertaintyCalibration c = two_by_three_calibration();
+  c.floor.pop_back();
+  expect_refused(c, "floor is not [6 cells");
+  c = two_by_three_calibration();
+  c.logg_edges = {4.0, 3.0};
+  expect_refused(c, "logg_edges must be finite and increasing");
+  c = two_by_three_calibration();
+  c.parallax_floor_frac[2] = -0.1;
+  expect_refused(c, "parallax_floor_frac must be finite and non-negative");
+  c = two_by_three_calibration();
+  c.offset[5] = std::nan("");
+  expect_refused(c, "offset holds non-finite values");
+}
+
+TEST_F(ModelFileTest, CalibrationWithTheWrongShapeIsReportedOnReading) {
+  xps::ModelFile model = xps::test::make_random_model_file({});
+  model.calibration = two_by_three_calibration();
+  xps::write_model_file(path("model.h5"), model);
+  replace_dataset(path("model.h5"), "calibration/stars", {5}, {1, 2, 3, 4, 5});
+  expect_read_error(path("model.h5"), "/calibration: stars is not [6 cells");
 }
 
 TEST_F(ModelFileTest, EveryActivationRoundTrips) {

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# tools/calibrate_uncertainties.py on a fake labelled survey with known offsets and floors per cell:
+# star tables (labels, measured parallaxes) and uncalibrated catalogs whose estimates are
+# truth + offset + N(0, err^2 + floor^2) (5 % of them three times wider), parallaxes combined from
+# a spectrophotometric one with a known relative floor and the measured one. The tool must recover
+# the injected values, ignore the validation split and flagged stars (given garbage), leave cells
+# with too few stars at the global values, refuse a calibrated catalog and name a missing file.
+# Needs no build: runs under ctest or as bash tests/integration/test_calibrate_tool.sh
+here="$(cd "$(dirname "$0")" && pwd)"
+: "${XPS_SOURCE:=$(cd "$here/../.." && pwd)}" "${XPS_BIN:=$XPS_SOURCE/build/bin}"
+: "${XPS_WORK:=${TMPDIR:-/tmp}/xps_test_calibrate_tool}"
+export XPS_SOURCE XPS_BIN XPS_WORK
+source "$here/common.sh"
+fake="$XPS_WORK/fake"
+
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 - "$fake" "$XPS_SOURCE/tools" <<'EOF' || fail "writing the fake survey"
+import json, os, sys
+import h5py, numpy as np
+out, tools = sys.argv[1:]
+sys.path.insert(0, tools)
+import validate
+rng = np.random.default_rng(42)
+os.makedirs(out + "/stars"); os.makedirs(out + "/catalog")
+ZP = -0.017
+# cells: Teff < 5 kK (0), >= 5 kK (1); a third cell (log g < 2) with too few stars for its own values
+offset = np.array([[0.030, -0.020, 0.050, 0.010], [-0.040, 0.030, -0.060, -0.005]])
+floor = np.array([[0.030, 0.040, 0.060, 0.008], [0.060, 0.020, 0.030, 0.015]])
+parallax_floor = np.array([0.08, 0.20])
+with h5py.File(out + "/model.h5", "w") as m:
+    m.create_group("model").attrs["schema_version"] = 1
+for pixel in range(4):
+    n = 12000
+    ids = rng.integers(1, 2**62, n, dtype=np.int64)
+    # Teff well away from the cell edge at 5 kK: cells go by the estimate, so stars near an edge
+    # would mix the two cells' offsets (as they do, consistently, in real use)
+    teff = np.where(rng.random(n) < 0.5, rng.uniform(3.8, 4.6, n), rng.uniform(5.4, 6.2, n)); logg = np.where(rng.random(n) < 0.002, 1.5, rng.uniform(3.5, 4.6, n))
+    truth = np.stack([teff, rng.uniform(-1, 0.3, n), logg, rng.uniform(0.02, 1.0, n)], axis=1)
+    cell = (teff >= 5.0).astype(int)
+    label_err = np.stack([rng.uniform(0.08, 0.2, n), rng.uniform(0.05, 0.2, n), rng.uniform(0.1, 0.3, n), rng.uniform(0.02, 0.04, n)], axis=1)
+    err = np.stack([rng.uniform(0.02, 0.06, n), rng.uniform(0.02, 0.05, n), rng.uniform(0.03, 0.08, n), rng.uniform(0.005, 0.02, n)], axis=1)
+    width = np.sqrt(err ** 2 + floor[cell] ** 2) * np.where(rng.random((n, 1)) < 0.05, 3.0, 1.0)
+    est = truth + offset[cell] + width * rng.standard_normal((n, 4))
+    label = truth + label_err * rng.standard_normal((n, 4))
+    plx = rng.uniform(0.5, 3.0, n); plx_err = rng.uniform(0.01, 0.08, n)
+    measured = plx + ZP + plx_err * rng.standard_normal(n)
+    sp_err = plx * rng.uniform(0.03, 0.1, n)
+    sp = plx + np.sqrt(sp_err ** 2 + (parallax_floor[cell] * plx) ** 2) * rng.standard_normal(n)
+    a = plx_err ** 2 / (sp_err ** 2 + plx_err ** 2)
+    plx_est = a * sp + (1 - a) * (measured - ZP)
+    plx_est_err = np.sqrt(1 / (1 / sp_err ** 2 + 1 / plx_err ** 2))
+    flags = np.where(rng.random(n) < 0.03, 8, 0).astype(np.uint8)
+    bad = validate.held_out(ids) | (flags >= 8)
+    est[bad] += 5.0  # garbage the tool must not use
+    estimate = np.concatenate([est, plx_est[:, None]], axis=1).astype(np.float32)
+    error = np.concatenate([err, plx_est_err[:, None]], axis=1).astype(np.float32)
+    with h5py.File(f"{out}/stars/stars_2_{pixel}.h5", "w") as f:
+        f["stars/source_id"] = ids
+        for k, name in enumerate(["teff", "feh", "logg", "E_prior"]):
+            unit = 1000.0 if name == "teff" else 1.0
+            f[f"stars/labels/{name}"] = (label[:, k] * unit).astype(np.float32)
+            f[f"stars/labels/{name}_err"] = (label_err[:, k] * unit).astype(np.float32)
+        f["stars/parallax"] = measured.astype(np.float32); f["stars/parallax_error"] = plx_err.astype(np.float32)
+    with h5py.File(f"{out}/catalog/catalog_2_{pixel}.h5", "w") as f:
+        g = f.create_group("catalog")
+        g.attrs["parallax_zero_point"] = ZP; g.attrs["calibrated"] = np.int32(0)
+        g["gdr3_source_id"] = ids; g["stellar_params_est"] = estimate; g["stellar_params_err"] = error
+        g["quality_flags"] = flags
+# mean of err^2 + label_err^2 per cell (the generator's uniform ranges), for the floors' precision
+mean_sq = lambda a, b: (a * a + a * b + b * b) / 3
+mean_variance = [[mean_sq(0.02, 0.06) + mean_sq(0.08, 0.2), mean_sq(0.02, 0.05) + mean_sq(0.05, 0.2),
+                  mean_sq(0.03, 0.08) + mean_sq(0.1, 0.3), mean_sq(0.005, 0.02) + mean_sq(0.02, 0.04)]] * 2
+json.dump(dict(offset=offset.tolist(), floor=floor.tolist(), parallax_floor=parallax_floor.tolist(),
+               mean_variance=mean_variance), open(out + "/injected.json", "w"))
+EOF
+
+tool=("/usr/bin/python3" "$XPS_SOURCE/tools/calibrate_uncertainties.py")
+"${tool[@]}" --model "$fake/model.h5" --stars "$fake/stars" --catalogs "$fake/catalog" \
+  --teff-edges 5.0 --logg-edges 2.0 --min-stars 500 > "$XPS_WORK/tool.log" 2>&1 \
+  || { cat "$XPS_WORK/tool.log"; fail "calibrate_uncertainties.py exited $?"; }
+[[ -e "$fake/model.h5.tmp" ]] && fail "temporary model file left"
+
+/usr/bin/python3 - "$fake" <<'EOF' || { cat "$XPS_WORK/tool.log"; fail "calibration differs from the injected one"; }
+import json, sys
+import h5py, numpy as np
+fake = sys.argv[1]
+inj = json.load(open(fake + "/injected.json"))
+with h5py.File(fake + "/model.h5") as m:
+    c = {k: m["calibration/" + k][...] for k in m["calibration"]}
+assert list(c["teff_edges_kK"]) == [5.0] and list(c["logg_edges"]) == [2.0], c
+# cells (Teff bin, log g bin): (0,0) and (1,0) hold the few log g < 2 stars -> global values
+assert c["stars"][0] == 0 and c["stars"][2] == 0 and c["stars"][1] > 10000 and c["stars"][3] > 10000, c["stars"]
+# Floors are judged in variance: the label noise dominates (est - label), so a floor's square is
+# known to about sqrt(2 / N) times the mean variance of the deviations (x 1.5 for the wide 5 %).
+for own, injected in [(1, 0), (3, 1)]:
+    off, flo = c["offset"][own], c["floor"][own]
+    n = c["stars"][own]
+    for k in range(4):
+        total = inj["mean_variance"][injected][k] + inj["floor"][injected][k] ** 2
+        sigma_floor2 = 1.5 * np.sqrt(2 / n) * total
+        assert abs(off[k] - inj["offset"][injected][k]) < 5 * np.sqrt(total / n), ("offset", own, k, off[k], inj["offset"][injected][k])
+        assert abs(flo[k] ** 2 - inj["floor"][injected][k] ** 2) < 4 * sigma_floor2, ("floor", own, k, flo[k], inj["floor"][injected][k], np.sqrt(sigma_floor2))
+    frac = c["parallax_floor_frac"][own]
+    assert abs(frac / inj["parallax_floor"][injected] - 1) < 0.15, ("parallax floor", own, frac)
+# the cells without their own values carry the fit of all stars: near the injected ones
+for k in range(4):
+    lo, hi = sorted([inj["floor"][0][k], inj["floor"][1][k]])
+    assert 0.5 * lo < c["floor"][0][k] < 2 * hi and c["floor"][0][k] == c["floor"][2][k], ("global floor", k, c["floor"][0][k])
+print("recovered", c["floor"][[1, 3]], c["parallax_floor_frac"][[1, 3]])
+EOF
+grep -q "written to .*model.h5 /calibration (2 of 4 cells" "$XPS_WORK/tool.log" || fail "summary line: $(tail -1 "$XPS_WORK/tool.log")"
+
+# A catalog that is already calibrated, and a missing one: exit status 2 naming the file.
+refused() {  # refused NAME PATTERN: the tool on $XPS_WORK/calibrated exits 2 with PATTERN in its output
+  set +e
+  "${tool[@]}" --model "$fake/model.h5" --stars "$fake/stars" --catalogs "$XPS_WORK/calibrated" > "$XPS_WORK/$1.log" 2>&1
+  local status=$?
+  set -e
+  [[ $status -eq 2 ]] && grep -q "$2" "$XPS_WORK/$1.log" || fail "$1: exit $status, $(cat "$XPS_WORK/$1.log")"
+}
+cp -r "$fake/catalog" "$XPS_WORK/calibrated"
+victim="$XPS_WORK/calibrated/catalog_2_1.h5"
+/usr/bin/python3 -c "import h5py, sys; h5py.File(sys.argv[1], 'r+')['catalog'].attrs['calibrated'] = 1" "$victim"
+refused calibrated_catalog "catalog_2_1.h5: already calibrated"
+rm "$victim"
+refused missing_catalog "catalog_2_1.h5"
+echo "ok: offsets, floors and the parallax floor recovered per cell; validation split and flagged stars ignored; small cells take the global fit; bad catalogs named"

@@ -1,0 +1,329 @@
+#!/usr/bin/python3
+"""Calibrates the catalog's estimates and uncertainties on the training split; writes /calibration.
+
+The Fisher errors of xps_infer see the data noise and the model-error terms of the whitening
+(tools/select_model_error.py). A data-driven model is also wrong in ways that a fit turns into
+biases of its parameters: a few tens of K, a few hundredths of a dex, that change across the Kiel
+diagram and do not shrink as the star gets brighter. On the mock survey they made the pulls of
+bright stars 1.3-1.7 times too wide. This tool measures them on what a real survey has, the labelled
+training split (the stars tools/validate.py does not use), per cell of (Teff, log g) of the estimate:
+
+  Teff, [Fe/H], log g, E:  d = estimate - label ~ N(offset, err^2 + label_err^2 + floor^2)
+  parallax:                d = estimate - (parallax_obs - zp) ~ N(0, a err^2 + a^2 (f^2 parallax^2 + parallax_err^2))
+
+with a = 1 - err^2 / parallax_err^2 the spectrum's share of the parallax information and f the
+relative error of the spectrophotometric parallax. Each is a maximum-likelihood fit in which the
+estimates' errors have a second component of the same centre, three times as wide (binaries, stars
+the model cannot describe), and the reference (label, measured parallax) its stated Gaussian noise,
+so the floor is that of the bulk. Cells with fewer than --min-stars stars take the values of all stars together.
+xps_infer then subtracts the offsets and adds the floors (docs/inference.md, "Calibration";
+include/xpstellar/uncertainty_calibration.hpp); the parallax gets no offset (binaries, which a
+survey cannot tell apart, would set it).
+
+The fits need catalogs of the training split made without a calibration: the tool runs xps_infer
+(--inference.calibrate false) on the star tables, or takes them from --catalogs. The result goes
+into the model file's /calibration, written to a temporary file and renamed.
+
+Usage: /usr/bin/python3 tools/calibrate_uncertainties.py --model MODEL.h5 --stars DIR
+           [--catalogs DIR | --launcher "mpirun -np 2" --xps-infer build/bin/xps_infer]
+           [--teff-edges 4.0,4.5,5.0,5.5,6.0,6.5] [--logg-edges 2.0,3.0,3.8,4.3]
+           [--min-stars 300] [--max-stars 200000] [--validation-fraction 0.2] [--split-salt 0]
+
+Exit status: 0 when the model file was updated, 2 on bad usage, unreadable input or a failed
+xps_infer run (the message names the file or the command).
+"""
+import argparse
+import os
+import shutil
+import sys
+
+import h5py
+import numpy as np
+from scipy.optimize import minimize
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import training_split  # noqa: E402  (options, table choice, the xps_infer run, the model update)
+import validate  # noqa: E402  (the validation split, robust statistics)
+
+PROGRAM = "calibrate_uncertainties"
+LABELS = [  # (name, catalog column, label, label error, label unit -> catalog unit)
+    ("Teff", 0, "stars/labels/teff", "stars/labels/teff_err", 1e-3),
+    ("[Fe/H]", 1, "stars/labels/feh", "stars/labels/feh_err", 1.0),
+    ("log g", 2, "stars/labels/logg", "stars/labels/logg_err", 1.0),
+    ("E", 3, "stars/labels/E_prior", "stars/labels/E_prior_err", 1.0),
+]
+UNITS = ["kK", "dex", "dex", "mag"]
+
+
+CalibrationError = training_split.ToolError
+
+
+def parse_edges(text, option):
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CalibrationError(f"{option}: not a comma-separated list of numbers: {text!r}") from None
+    if any(b <= a for a, b in zip(values, values[1:])) or not np.all(np.isfinite(values)):
+        raise CalibrationError(f"{option}: edges must be finite and increasing: {text!r}")
+    return values
+
+
+def read_training_split(tables, catalogs_dir, fraction, salt):
+    """Columns of the training-split stars with labels and quality_flags < 8."""
+    parts, zero_points = [], set()
+    for path in tables:
+        name = os.path.basename(path).replace("stars_", "catalog_", 1)
+        catalog = os.path.join(catalogs_dir, name)
+        try:
+            with h5py.File(path, "r") as stars:
+                ids = stars["stars/source_id"][...]
+                labels = np.stack([stars[label][...].astype(np.float64) * unit
+                                   for _, _, label, _, unit in LABELS], axis=1)
+                label_err = np.stack([stars[error][...].astype(np.float64) * unit
+                                      for _, _, _, error, unit in LABELS], axis=1)
+                parallax = stars["stars/parallax"][...].astype(np.float64)
+                parallax_err = stars["stars/parallax_error"][...].astype(np.float64)
+        except (OSError, KeyError) as error:
+            raise CalibrationError(f"{path}: not a labelled star table ({error})") from None
+        try:
+            with h5py.File(catalog, "r") as handle:
+                group = handle["catalog"]
+                if int(group.attrs.get("calibrated", 0)) != 0:
+                    raise CalibrationError(f"{catalog}: already calibrated (make it with "
+                                           "--inference.calibrate false)")
+                if not np.array_equal(group["gdr3_source_id"][...], ids):
+                    raise CalibrationError(f"{catalog}: rows are not those of {path}")
+                estimate = group["stellar_params_est"][...].astype(np.float64)
+                error = group["stellar_params_err"][...].astype(np.float64)
+                flags = group["quality_flags"][...]
+                zero_points.add(float(group.attrs["parallax_zero_point"]))
+        except (OSError, KeyError) as error:
+            raise CalibrationError(f"{catalog}: not a readable catalog ({error})") from None
+        keep = (~validate.held_out(ids, fraction, salt) & (flags < 8)
+                & np.all(np.isfinite(estimate), axis=1) & np.all(np.isfinite(error), axis=1))
+        parts.append(dict(estimate=estimate[keep], error=error[keep], label=labels[keep],
+                          label_err=label_err[keep], parallax=parallax[keep],
+                          parallax_err=parallax_err[keep]))
+    if len(zero_points) > 1:
+        raise CalibrationError(f"{catalogs_dir}: catalogs with different parallax zero points")
+    data = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    data["zero_point"] = zero_points.pop() if zero_points else 0.0
+    return data
+
+
+BROAD_VARIANCE_FACTOR = 9.0  # the estimates' broad component is 3 times as wide as their bulk
+
+
+def fit_two_component(deviation, estimate_variance, reference_variance, extra_scale, scale):
+    """ML fit of deviation = estimate error + reference noise, per star:
+
+        estimate error ~ (1 - eta) N(mu, u) + eta N(mu, 9 u),  u = estimate_variance + s^2 x^2
+        reference noise ~ N(0, reference_variance)   (the label's or the measured parallax's)
+
+    x = extra_scale (None: 1). The centre mu is fitted only when x is None (it is 0 for the
+    parallax). Returns (mu, s)."""
+    fit_centre = extra_scale is None
+    x2 = np.ones_like(deviation) if extra_scale is None else extra_scale ** 2
+    start_centre = [np.median(deviation)] if fit_centre else []
+
+    def negative_log_likelihood(p):
+        mu = p[0] if fit_centre else 0.0
+        ln_s, logit_eta = np.clip(p[-2:], -30.0, 30.0)
+        eta = 0.5 / (1.0 + np.exp(-logit_eta))  # the broad part is the smaller one
+        bulk = estimate_variance + (np.exp(ln_s) * scale) ** 2 * x2
+        core, broad = bulk + reference_variance, BROAD_VARIANCE_FACTOR * bulk + reference_variance
+        r2 = (deviation - mu) ** 2
+        return -np.logaddexp(np.log1p(-eta) - 0.5 * (r2 / core + np.log(core)),
+                             np.log(eta) - 0.5 * (r2 / broad + np.log(broad))).sum()
+
+    result = minimize(negative_log_likelihood, start_centre + [0.0, -2.0],
+                      method="Nelder-Mead", options=dict(maxiter=4000, xatol=1e-6, fatol=1e-6))
+    mu = result.x[0] if fit_centre else 0.0
+    floor = np.exp(np.clip(result.x[-2], -30.0, 30.0)) * scale
+    return mu, floor if floor > 1e-6 * scale else 0.0
+
+
+def label_fit(data, rows, k):
+    deviation = data["estimate"][rows, k] - data["label"][rows, k]
+    return fit_two_component(deviation, data["error"][rows, k] ** 2, data["label_err"][rows, k] ** 2,
+                             None, np.median(data["error"][rows, k]))
+
+
+def spectrum_share(data):
+    share = 1.0 - data["error"][:, 4] ** 2 / data["parallax_err"] ** 2
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(share), np.clip(share, 0.0, 1.0), 1.0)
+
+
+def parallax_usable(data):
+    return np.isfinite(data["parallax"]) & np.isfinite(data["parallax_err"]) & (data["parallax_err"] > 0)
+
+
+def parallax_fit(data, rows):
+    rows = rows & parallax_usable(data)
+    a = spectrum_share(data)[rows]
+    estimate = data["estimate"][rows, 4]
+    deviation = estimate - (data["parallax"][rows] - data["zero_point"])
+    # deviation = a (spectrophotometric parallax - measured): a^2 var_sp = a err^2 (err: the fit's)
+    _, frac = fit_two_component(deviation, a * data["error"][rows, 4] ** 2,
+                                a ** 2 * data["parallax_err"][rows] ** 2, a * estimate, 1.0)
+    return frac
+
+
+def cell_index(teff_kK, logg, teff_edges, logg_edges):
+    return np.digitize(teff_kK, teff_edges) * (len(logg_edges) + 1) + np.digitize(logg, logg_edges)
+
+
+def calibrate(data, teff_edges, logg_edges, min_stars):
+    """The /calibration table: per cell offsets [n x 4], floors [n x 4], parallax floor, stars."""
+    cells = (len(teff_edges) + 1) * (len(logg_edges) + 1)
+    cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], teff_edges, logg_edges)
+    everyone = np.ones(cell.size, dtype=bool)
+    offset, floor = np.zeros((cells, 4)), np.zeros((cells, 4))
+    parallax_floor, stars = np.zeros(cells), np.zeros(cells)
+    global_values = [label_fit(data, everyone, k) for k in range(4)]
+    global_parallax = parallax_fit(data, everyone)
+    for c in range(cells):
+        rows = cell == c
+        own = rows.sum() >= min_stars
+        stars[c] = rows.sum() if own else 0
+        for k in range(4):
+            offset[c, k], floor[c, k] = label_fit(data, rows, k) if own else global_values[k]
+        parallax_floor[c] = parallax_fit(data, rows) if own else global_parallax
+    return dict(offset=offset, floor=floor, parallax_floor_frac=parallax_floor, stars=stars,
+                teff_edges_kK=np.asarray(teff_edges, float), logg_edges=np.asarray(logg_edges, float),
+                global_offset=[g[0] for g in global_values], global_floor=[g[1] for g in global_values],
+                global_parallax_floor_frac=global_parallax)
+
+
+def apply(table, data):
+    """Estimates and errors as xps_infer would write them (uncertainty_calibration.cpp)."""
+    cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], table["teff_edges_kK"],
+                      table["logg_edges"])
+    estimate = data["estimate"].copy()
+    variance = data["error"] ** 2
+    estimate[:, :4] -= table["offset"][cell]
+    variance[:, :4] += table["floor"][cell] ** 2
+    share = np.where(parallax_usable(data), spectrum_share(data), 1.0)
+    variance[:, 4] += (share * table["parallax_floor_frac"][cell] * estimate[:, 4]) ** 2
+    return estimate, np.sqrt(variance)
+
+
+def label_consistency(data, estimate, error):
+    """Robust sd of (estimate - label) / sqrt(err^2 + label_err^2) per label, and of the parallax
+    residual against its predicted width (needs no truth)."""
+    out = []
+    for k in range(4):
+        z = (estimate[:, k] - data["label"][:, k]) / np.sqrt(error[:, k] ** 2 + data["label_err"][:, k] ** 2)
+        out.append(validate.robust_std(z[np.isfinite(z)]))
+    use = parallax_usable(data)
+    residual = estimate[use, 4] - (data["parallax"][use] - data["zero_point"])
+    variance = data["parallax_err"][use] ** 2 - data["error"][use, 4] ** 2  # of the fit's own errors
+    added = error[use, 4] ** 2 - data["error"][use, 4] ** 2  # the calibration's (a f parallax)^2
+    z = residual / np.sqrt(np.maximum(variance + added, 1e-30))
+    out.append(validate.robust_std(z[np.isfinite(z)]))
+    return out
+
+
+def write_table(model_path, table):
+    def edit(handle):
+        if "calibration" in handle:
+            del handle["calibration"]
+        group = handle.create_group("calibration")
+        for name, unit in [("teff_edges_kK", "kK"), ("logg_edges", "dex"),
+                           ("offset", "kK, dex, dex, mag"), ("floor", "kK, dex, dex, mag"),
+                           ("parallax_floor_frac", ""), ("stars", "")]:
+            dataset = group.create_dataset(name, data=np.asarray(table[name], dtype=np.float64),
+                                           track_times=False)
+            dataset.attrs["units"] = unit
+    training_split.update_model_file(model_path, edit)
+
+
+def report(table, before, after, n_stars):
+    lines = [f"{PROGRAM}: {n_stars} training-split stars with labels and quality_flags < 8"]
+    names = [name for name, *_ in LABELS]
+    lines.append("  all stars: offset " + ", ".join(
+        f"{n} {o:+.4g} {u}" for n, o, u in zip(names, table["global_offset"], UNITS)))
+    lines.append("             floor  " + ", ".join(
+        f"{n} {f:.4g} {u}" for n, f, u in zip(names, table["global_floor"], UNITS))
+        + f", parallax {100 * table['global_parallax_floor_frac']:.3g} % of the spectrophotometric parallax")
+    lines.append("  cell (Teff kK, log g)          stars  offset Teff  [Fe/H]   log g      E   "
+                 "floor Teff  [Fe/H]  log g      E   parallax %")
+    teff_edges = [-np.inf] + list(table["teff_edges_kK"]) + [np.inf]
+    logg_edges = [-np.inf] + list(table["logg_edges"]) + [np.inf]
+    c = 0
+    for i in range(len(teff_edges) - 1):
+        for j in range(len(logg_edges) - 1):
+            if table["stars"][c] > 0:
+                o, f = table["offset"][c], table["floor"][c]
+                lines.append(f"  [{teff_edges[i]:>4g},{teff_edges[i+1]:<4g}) x [{logg_edges[j]:>4g},{logg_edges[j+1]:<4g})"
+                             f" {int(table['stars'][c]):>7d}  {o[0]:+.4f} {o[1]:+.4f} {o[2]:+.4f} {o[3]:+.4f}"
+                             f"  {f[0]:.4f} {f[1]:.4f} {f[2]:.4f} {f[3]:.4f}  {100 * table['parallax_floor_frac'][c]:6.2f}")
+            c += 1
+    lines.append("  robust sd of (estimate - label) / sqrt(err^2 + label_err^2) and of the parallax "
+                 "residual against its width, before -> after:")
+    lines.append("    " + ", ".join(f"{n} {b:.3f} -> {a:.3f}"
+                                    for n, b, a in zip(names + ["parallax"], before, after)))
+    return "\n".join(lines)
+
+
+def run(args):
+    teff_edges = parse_edges(args.teff_edges, "--teff-edges")
+    logg_edges = parse_edges(args.logg_edges, "--logg-edges")
+    if not os.path.isfile(args.model):
+        raise CalibrationError(f"{args.model}: no such model file")
+    tables, rows = training_split.choose_tables(args.stars, args.max_stars)
+    work = None
+    catalogs = args.catalogs
+    if catalogs is None:
+        work, stars_link_dir = training_split.scratch_with_links(args, "calibration_work", tables)
+        catalogs = os.path.join(work, "catalog")
+        print(f"{PROGRAM}: xps_infer on {len(tables)} star tables ({rows} stars) -> {catalogs}", flush=True)
+        training_split.run_xps_infer(args, stars_link_dir, catalogs, ["--inference.calibrate", "false"])
+    data = read_training_split(tables, catalogs, args.validation_fraction, args.split_salt)
+    n_stars = data["estimate"].shape[0]
+    if n_stars < args.min_stars:
+        raise CalibrationError(f"{args.stars}: {n_stars} usable training-split stars, fewer than "
+                               f"--min-stars {args.min_stars}")
+    table = calibrate(data, teff_edges, logg_edges, args.min_stars)
+    before = label_consistency(data, data["estimate"], data["error"])
+    after = label_consistency(data, *apply(table, data))
+    write_table(args.model, table)
+    print(report(table, before, after, n_stars))
+    print(f"{PROGRAM}: written to {args.model} /calibration "
+          f"({int((table['stars'] > 0).sum())} of {len(table['stars'])} cells with their own values)")
+    if work and not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return table
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    training_split.add_common_arguments(parser, "calibration_work", 200000, "used")
+    parser.add_argument("--catalogs", default=None,
+                        help="uncalibrated catalogs of those tables (default: run xps_infer)")
+    parser.add_argument("--teff-edges", default="4.0,4.5,5.0,5.5,6.0,6.5",
+                        help="interior Teff edges of the cells [kK]")
+    parser.add_argument("--logg-edges", default="2.0,3.0,3.8,4.3",
+                        help="interior log g edges of the cells [dex]")
+    parser.add_argument("--min-stars", type=int, default=300,
+                        help="a cell with fewer training stars takes the values of all stars")
+    args = parser.parse_args(argv)
+    if args.max_stars < 1 or args.min_stars < 1:
+        parser.error("--max-stars and --min-stars must be positive")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        run(args)
+    except (CalibrationError, validate.InputError) as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
