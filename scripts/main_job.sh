@@ -20,14 +20,21 @@ mpirun_flags=(--oversubscribe)
 run() { mpirun "${mpirun_flags[@]}" -np "$ranks" "$@"; }
 output="${XPS_OUTPUT:-out}"
 training_stars="${XPS_TRAINING_STARS:-40000}"
+# XPS_SEED=N: other mock surveys than the embedded default (seed N for the survey, N + 1 for the
+# labelled sample); unset: the seeds of config/mock_*.ini
+survey_seed=() training_seed=()
+if [[ -n "${XPS_SEED:-}" ]]; then
+  survey_seed=(--survey.seed "$XPS_SEED") training_seed=(--survey.seed "$((XPS_SEED + 1))")
+fi
 rm -rf "$output/mock" "$output/training" "$output/model.h5" "$output/model_training" "$output/checkpoints" \
        "$output/catalog" "$output/catalog_survey" "$output/catalog_paper" "$output/catalog_spectro" \
        "$output/validation"
 started=$(date +%s)
 
 echo "== 1/7 mock surveys ($ranks ranks): default survey -> $output/mock, labelled sample -> $output/training"
-run build/bin/xps_mock --config config/mock_default.ini --output "$output/mock"
-run build/bin/xps_mock --config config/mock_training.ini --stars "$training_stars" --output "$output/training"
+run build/bin/xps_mock --config config/mock_default.ini "${survey_seed[@]}" --output "$output/mock"
+run build/bin/xps_mock --config config/mock_training.ini "${training_seed[@]}" --stars "$training_stars" \
+  --output "$output/training"
 
 echo "== 2/7 training (config/train_fast.ini) -> $output/model.h5"
 run build/bin/xps_train --config config/train_fast.ini --stars "$output/training" \
