@@ -20,7 +20,8 @@ Label noise adds the same amount to every candidate, so the lowest score is the 
 setting. Coordinate search: g over its grid at the smallest e, then e at the best g, then g again.
 The chosen values go into /model/inflation (attributes level_frac, smooth_frac, smooth_length_nm,
 and model_error_selection: the table of scores), written to a temporary file and renamed, so every
-later xps_infer run uses them unless its model_error.* keys say otherwise.
+later xps_infer run uses them unless its model_error.* keys say otherwise. A /calibration made for
+the old terms (tools/calibrate_uncertainties.py) is removed; the candidates are fitted without it.
 
 Usage: /usr/bin/python3 tools/select_model_error.py --model MODEL.h5 --stars DIR
            [--launcher "mpirun -np 2"] [--xps-infer build/bin/xps_infer] [--work DIR]
@@ -118,7 +119,7 @@ def score_catalogs(catalog_dir, labels):
 def run_inference(args, stars_link_dir, output_dir, smooth, level):
     training_split.run_xps_infer(args, stars_link_dir, output_dir, [
         "--model_error.smooth_frac", repr(smooth), "--model_error.level_frac", repr(level),
-        "--model_error.smooth_length", repr(args.smooth_length)])
+        "--model_error.smooth_length", repr(args.smooth_length), "--inference.calibrate", "false"])
 
 
 def write_choice(model_path, smooth, level, length, table_text):
@@ -130,6 +131,10 @@ def write_choice(model_path, smooth, level, length, table_text):
         attributes["smooth_frac"] = np.float64(smooth)
         attributes["smooth_length_nm"] = np.float64(length)
         attributes["model_error_selection"] = table_text
+        if "calibration" in handle:  # fitted to the fits of the old terms
+            del handle["calibration"]
+            print(f"{PROGRAM}: removed /calibration from {model_path} (made with the previous "
+                  "model-error terms): run tools/calibrate_uncertainties.py again", flush=True)
     training_split.update_model_file(model_path, edit)
 
 

@@ -211,4 +211,13 @@ for path in sorted(glob.glob(work + "/cat_cal/catalog_1_*.h5")):
 assert checked > 2800, checked
 PY
 
+# Choosing the model-error terms again removes the calibration made for the old ones.
+/usr/bin/python3 "$XPS_SOURCE/tools/select_model_error.py" --model "$XPS_WORK/model_sel.h5" --stars "$stars" \
+  --launcher "${MPIRUN[*]} -np 2" --xps-infer "$XPS_BIN/xps_infer" --work "$XPS_WORK/reselection" \
+  --max-stars 100000 --smooth-grid 0.02 --level-grid 0.05 --infer-arg=--start.gmm_samples \
+  --infer-arg=64 > "$XPS_WORK/reselect.log" 2>&1 || { cat "$XPS_WORK/reselect.log"; fail "select_model_error.py again"; }
+grep -q "removed /calibration" "$XPS_WORK/reselect.log" || fail "no word of the removed calibration"
+/usr/bin/python3 -c "import h5py, sys; sys.exit('calibration' in h5py.File(sys.argv[1], 'r'))" "$XPS_WORK/model_sel.h5" \
+  || fail "a calibration made for the old model-error terms was kept"
+
 echo "ok: 1 = 2 ranks byte for byte; skip, --force, ranges; unreadable table named; unfittable stars flagged; model-error selection; calibration"
