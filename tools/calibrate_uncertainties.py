@@ -143,7 +143,15 @@ def fit_two_component(deviation, estimate_variance, reference_variance, extra_sc
     return mu, floor if floor > 1e-6 * scale else 0.0
 
 
+MIN_FIT_STARS = 20  # fewer stars with the label (or a parallax): the values of all stars
+
+
 def label_fit(data, rows, k):
+    """(offset, floor) of label k over `rows`, or None with too few labelled stars."""
+    rows = (rows & np.isfinite(data["label"][:, k]) & np.isfinite(data["label_err"][:, k])
+            & (data["label_err"][:, k] > 0))
+    if rows.sum() < MIN_FIT_STARS:
+        return None
     deviation = data["estimate"][rows, k] - data["label"][rows, k]
     return fit_two_component(deviation, data["error"][rows, k] ** 2, data["label_err"][rows, k] ** 2,
                              None, np.median(data["error"][rows, k]))
@@ -160,7 +168,10 @@ def parallax_usable(data):
 
 
 def parallax_fit(data, rows):
+    """The relative floor of the spectrophotometric parallax over `rows`, or None (too few)."""
     rows = rows & parallax_usable(data)
+    if rows.sum() < MIN_FIT_STARS:
+        return None
     a = spectrum_share(data)[rows]
     estimate = data["estimate"][rows, 4]
     deviation = estimate - (data["parallax"][rows] - data["zero_point"])
@@ -182,14 +193,20 @@ def calibrate(data, teff_edges, logg_edges, min_stars):
     offset, floor = np.zeros((cells, 4)), np.zeros((cells, 4))
     parallax_floor, stars = np.zeros(cells), np.zeros(cells)
     global_values = [label_fit(data, everyone, k) for k in range(4)]
+    for (name, *_), value in zip(LABELS, global_values):
+        if value is None:
+            raise CalibrationError(f"fewer than {MIN_FIT_STARS} training-split stars with a {name} label")
     global_parallax = parallax_fit(data, everyone)
+    global_parallax = 0.0 if global_parallax is None else global_parallax  # no parallaxes: no term
     for c in range(cells):
         rows = cell == c
         own = rows.sum() >= min_stars
         stars[c] = rows.sum() if own else 0
         for k in range(4):
-            offset[c, k], floor[c, k] = label_fit(data, rows, k) if own else global_values[k]
-        parallax_floor[c] = parallax_fit(data, rows) if own else global_parallax
+            value = label_fit(data, rows, k) if own else None
+            offset[c, k], floor[c, k] = global_values[k] if value is None else value
+        value = parallax_fit(data, rows) if own else None
+        parallax_floor[c] = global_parallax if value is None else value
     return dict(offset=offset, floor=floor, parallax_floor_frac=parallax_floor, stars=stars,
                 teff_edges_kK=np.asarray(teff_edges, float), logg_edges=np.asarray(logg_edges, float),
                 global_offset=[g[0] for g in global_values], global_floor=[g[1] for g in global_values],
