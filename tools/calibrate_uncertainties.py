@@ -46,12 +46,7 @@ import training_split  # noqa: E402  (options, table choice, the xps_infer run, 
 import validate  # noqa: E402  (the validation split, robust statistics)
 
 PROGRAM = "calibrate_uncertainties"
-LABELS = [  # (name, catalog column, label, label error, label unit -> catalog unit)
-    ("Teff", 0, "stars/labels/teff", "stars/labels/teff_err", 1e-3),
-    ("[Fe/H]", 1, "stars/labels/feh", "stars/labels/feh_err", 1.0),
-    ("log g", 2, "stars/labels/logg", "stars/labels/logg_err", 1.0),
-    ("E", 3, "stars/labels/E_prior", "stars/labels/E_prior_err", 1.0),
-]
+LABELS = training_split.LABELS
 UNITS = ["kK", "dex", "dex", "mag"]
 
 
@@ -77,10 +72,10 @@ def read_training_split(tables, catalogs_dir, fraction, salt):
         try:
             with h5py.File(path, "r") as stars:
                 ids = stars["stars/source_id"][...]
-                labels = np.stack([stars[label][...].astype(np.float64) * unit
-                                   for _, _, label, _, unit in LABELS], axis=1)
-                label_err = np.stack([stars[error][...].astype(np.float64) * unit
-                                      for _, _, _, error, unit in LABELS], axis=1)
+                labels = np.stack([stars[label][...].astype(np.float64) * (1.0 / per_catalog_unit)
+                                   for _, _, label, _, per_catalog_unit in LABELS], axis=1)
+                label_err = np.stack([stars[error][...].astype(np.float64) * (1.0 / per_catalog_unit)
+                                      for _, _, _, error, per_catalog_unit in LABELS], axis=1)
                 parallax = stars["stars/parallax"][...].astype(np.float64)
                 parallax_err = stars["stars/parallax_error"][...].astype(np.float64)
         except (OSError, KeyError) as error:
@@ -326,20 +321,14 @@ def parse_args(argv):
                         help="interior log g edges of the cells [dex]")
     parser.add_argument("--min-stars", type=int, default=300,
                         help="a cell with fewer training stars takes the values of all stars")
-    args = parser.parse_args(argv)
-    if args.max_stars < 1 or args.min_stars < 1:
-        parser.error("--max-stars and --min-stars must be positive")
+    args = training_split.parse_common_arguments(parser, argv)
+    if args.min_stars < 1:
+        parser.error("--min-stars must be positive")
     return args
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        run(args)
-    except (CalibrationError, validate.InputError) as error:
-        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return training_split.tool_main(PROGRAM, run, parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

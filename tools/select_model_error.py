@@ -44,12 +44,7 @@ import training_split  # noqa: E402  (options, table choice, the xps_infer run, 
 import validate  # noqa: E402  (the validation split and the partition file names)
 
 PROGRAM = "select_model_error"
-SCORED = [  # (name, catalog column, label dataset, label error dataset, catalog -> label unit)
-    ("Teff", 0, "stars/labels/teff", "stars/labels/teff_err", 1000.0),
-    ("[Fe/H]", 1, "stars/labels/feh", "stars/labels/feh_err", 1.0),
-    ("log g", 2, "stars/labels/logg", "stars/labels/logg_err", 1.0),
-    ("E", 3, "stars/labels/E_prior", "stars/labels/E_prior_err", 1.0),
-]
+SCORED = training_split.LABELS
 
 
 SelectionError = training_split.ToolError
@@ -193,22 +188,14 @@ def parse_args(argv):
     parser.add_argument("--level-grid", default="0,0.02,0.05,0.1", help="candidate level_frac values")
     parser.add_argument("--smooth-length", type=float, default=100.0,
                         help="correlation length of the smooth term [nm]")
-    args = parser.parse_args(argv)
-    if args.max_stars < 1:
-        parser.error("--max-stars must be positive")
+    args = training_split.parse_common_arguments(parser, argv)
     if not args.smooth_length >= 1:
         parser.error("--smooth-length must be at least 1 nm")
     return args
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        select(args)
-    except (SelectionError, validate.InputError) as error:
-        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return training_split.tool_main(PROGRAM, select, parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

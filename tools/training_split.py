@@ -6,6 +6,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -13,8 +14,28 @@ import numpy as np
 import validate  # the validation split and the partition file names
 
 
+# The labels both tools compare the estimates with: (name, catalog column, label dataset, label
+# error dataset, label units per catalog unit).
+LABELS = [
+    ("Teff", 0, "stars/labels/teff", "stars/labels/teff_err", 1000.0),
+    ("[Fe/H]", 1, "stars/labels/feh", "stars/labels/feh_err", 1.0),
+    ("log g", 2, "stars/labels/logg", "stars/labels/logg_err", 1.0),
+    ("E", 3, "stars/labels/E_prior", "stars/labels/E_prior_err", 1.0),
+]
+
+
 class ToolError(Exception):
     """A problem the user must fix; the message names the file or the command."""
+
+
+def tool_main(program, action, args):
+    """action(args), with exit status 2 and the message on stderr for a ToolError or bad input."""
+    try:
+        action(args)
+    except (ToolError, validate.InputError) as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def add_common_arguments(parser, work_name, max_stars, split_use):
@@ -35,6 +56,14 @@ def add_common_arguments(parser, work_name, max_stars, split_use):
     parser.add_argument("--split-salt", type=int, default=0, help="salt of the validation split")
     parser.add_argument("--infer-arg", action="append", default=[],
                         help="extra xps_infer argument (repeatable, e.g. --infer-arg=--start.gmm_samples=64)")
+
+
+def parse_common_arguments(parser, argv):
+    """parser.parse_args with the common options checked."""
+    args = parser.parse_args(argv)
+    if args.max_stars < 1:
+        parser.error("--max-stars must be positive")
+    return args
 
 
 def choose_tables(stars_dir, max_stars):
