@@ -62,7 +62,7 @@ struct SyntheticStars {
   Eigen::Matrix3Xd theta;        // Teff [K], [Fe/H], logg
   Eigen::VectorXd ln_parallax;   // ln(parallax / mas)
   Eigen::VectorXd ln_E;
-  std::vector<float> whitening;  // [count x M x M], row-major per star
+  std::vector<float> whitening;  // [count x whitening_size(M)], L as training stores it
   std::vector<float> flux;       // flux_for_fit [count x M]
   Eigen::VectorXd extinction_R;  // the mock's curve at mean R_V (initial R)
 };
@@ -76,7 +76,7 @@ SyntheticStars make_synthetic_stars(Eigen::Index count) {
   const xps::mock::ObservationModel observation(parameters, truth);
   const xps::FluxWhitening whitening(xps::standard_band_names(), xps::standard_wavelengths_nm(),
                                      xps::CovarianceInflation{});
-  constexpr std::size_t m = xps::standard_band_count, mm = m * m;
+  constexpr std::size_t m = xps::standard_band_count, mm = xps::whitening_size(m);
   SyntheticStars out;
   out.count = count;
   out.theta.resize(3, count);
@@ -236,7 +236,11 @@ double model_step_loss(const TrainState& state, const SyntheticStars& stars,
   double chi_square = 0;
   for (Eigen::Index b = 0; b < size; ++b) {
     const auto s = static_cast<std::size_t>(order[b]);
-    chi_square += xps::whitened_chi_square(&stars.whitening[s * m * m], &stars.flux[s * m],
+    if (b + 1 < size) {
+      const auto next = static_cast<std::size_t>(order[b + 1]);
+      xps::prefetch_whitening(&stars.whitening[next * xps::whitening_size(m)], &stars.flux[next * m], m);
+    }
+    chi_square += xps::whitened_chi_square(&stars.whitening[s * xps::whitening_size(m)], &stars.flux[s * m],
                                            work.model.flux.col(b).data(), band_count,
                                            gradient ? work.loss_flux_gradient.col(b).data()
                                                     : nullptr);
@@ -357,12 +361,20 @@ void load_dataset(const std::filesystem::path& dir, SyntheticStars& stars, Train
   stars.ln_parallax.resize(n);
   stars.ln_E.resize(n);
   stars.flux.resize(count * m);
-  stars.whitening.resize(count * m * m);
+  stars.whitening.resize(count * xps::whitening_size(m));
   read_npy(dir / "theta.npy", "<f8", stars.theta.data(), 8, count * 3);
   read_npy(dir / "ln_parallax.npy", "<f8", stars.ln_parallax.data(), 8, count);
   read_npy(dir / "ln_E.npy", "<f8", stars.ln_E.data(), 8, count);
   read_npy(dir / "flux.npy", "<f4", stars.flux.data(), 4, count * m);
-  read_npy(dir / "whitening.npy", "<f4", stars.whitening.data(), 4, count * m * m);
+  {  // PyTorch reads the dense L; training stores the lower triangle
+    std::vector<float> dense(count * m * m);
+    read_npy(dir / "whitening.npy", "<f4", dense.data(), 4, dense.size());
+    for (std::size_t s = 0; s < count; ++s)
+      if (!xps::pack_whitening(&dense[s * m * m], m, &stars.whitening[s * xps::whitening_size(m)]))
+        throw std::runtime_error((dir / "whitening.npy").string() + ": star " + std::to_string(s) +
+                                 " has an L that is not lower triangular (a dump from before the "
+                                 "triangular storage): make it again with --dump");
+  }
   auto& net = state.model.network;
   net = xps::FluxNetwork::initialise(3, 32, band_count, xps::Activation::tanh, {0, 0, 0}, {1, 1, 1},
                                      1, Eigen::VectorXd::Zero(band_count));
@@ -391,8 +403,11 @@ void dump_dataset(const std::filesystem::path& dir, const SyntheticStars& stars,
   write_vector(dir / "ln_parallax.npy", stars.ln_parallax);
   write_vector(dir / "ln_E.npy", stars.ln_E);
   write_npy(dir / "flux.npy", "<f4", {n, m}, false, stars.flux.data(), stars.flux.size() * 4);
-  write_npy(dir / "whitening.npy", "<f4", {n, m, m}, false, stars.whitening.data(),
-            stars.whitening.size() * 4);
+  std::vector<float> dense(std::size_t(n * m * m));  // PyTorch gathers the dense L
+  for (std::size_t s = 0; s < std::size_t(n); ++s)
+    xps::unpack_whitening(&stars.whitening[s * xps::whitening_size(std::size_t(m))], std::size_t(m),
+                          &dense[s * std::size_t(m * m)]);
+  write_npy(dir / "whitening.npy", "<f4", {n, m, m}, false, dense.data(), dense.size() * 4);
   const auto& net = initial.model.network;
   for (std::size_t k = 0; k < net.weight.size(); ++k) {
     const std::string layer = std::to_string(k);

@@ -50,7 +50,7 @@ public:
 
   // One star at its current parameters, right after loss.value_gradient_hessian(star, p, g_s,
   // H_ss): uses the loss's flux workspace, d chi^2/df and whitened Jacobian. `whitening` is the
-  // star's row-major M x M float matrix. Returns false (and adds nothing) if H_ss is not positive
+  // star's stored L (flux_whitening.hpp). Returns false (and adds nothing) if H_ss is not positive
   // definite: the star does not follow the model smoothly there.
   bool add_star(const InferenceLoss& loss, const float* whitening, const StarVector& star_gradient,
                 const StarMatrix& star_hessian, double weight, bool extinction);
@@ -71,7 +71,7 @@ private:
   int m_bands;
   // Per-star scratch.
   ParameterJacobianWorkspace m_jacobian_scratch;
-  Eigen::MatrixXd m_log_jacobian, m_flux_jacobian, m_whitening, m_coupling;
+  Eigen::MatrixXd m_log_jacobian, m_flux_jacobian, m_whitened_flux_jacobian, m_coupling;
 };
 
 }  // namespace xps

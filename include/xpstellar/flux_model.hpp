@@ -67,6 +67,8 @@ struct FluxModelWorkspace {
   Eigen::MatrixXd ln_flux_abs;                  // [M x B]
   Eigen::MatrixXd flux;                         // f_pred [M x B]
   Eigen::MatrixXd effective_R;                  // R + xi R1 per star [M x B]
+  // Scratch of the backward pass, kept so that a batch allocates nothing once warm.
+  Eigen::MatrixXd delta, upstream, transposed_weight;
 };
 
 struct FluxModelGradient {

@@ -7,10 +7,11 @@
 // drop out. Then C = U D U^T, D is clipped from below, and L = D^-1/2 U^T, so that
 // chi^2 = |L (f_pred - f_obs)|^2. When no eigenvalue can be below the floor (trace C^-1 < 1/floor)
 // the clip is a no-op and L is the inverse Cholesky factor instead, which gives the same chi^2 at a
-// fifth of the cost. L is stored as a full M x M matrix in float32 whose rows beyond
-// the present bands, and whose columns at missing bands, are zero.
+// fifth of the cost. L is stored lower triangular in band order (see whitening_row_offset), in
+// float32; the rows and columns of missing bands are zero.
 #pragma once
 
+#include <Eigen/Core>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -47,6 +48,46 @@ void declare_inflation_parameters(ParameterSet& parameters, const std::string& s
 CovarianceInflation read_inflation_parameters(const ParameterSet& parameters,
                                               const std::string& section);
 
+// The storage of L: row i holds columns 0 .. i (and zeros up to the next multiple of four), rows one
+// after another. Every L is made lower triangular (the inverse Cholesky factor is; a clipped
+// eigen-whitening is replaced by the triangular factor with the same L^T L), so a star needs
+// 2,312 floats (9.2 kB) for 66 bands instead of 4,356: the training chi^2 streams L from memory,
+// and the rows padded to whole vectors need no masked loads. Rows 4b .. 4b+3 have length 4(b+1).
+constexpr std::size_t whitening_row_length(std::size_t row) { return (row + 4) & ~std::size_t{3}; }
+constexpr std::size_t whitening_row_offset(std::size_t row) {
+  const std::size_t block = row / 4;
+  return 8 * block * (block + 1) + 4 * (block + 1) * (row % 4);
+}
+// Floats per star for M bands.
+constexpr std::size_t whitening_size(std::size_t bands) { return whitening_row_offset(bands); }
+
+// Asks the CPU to start loading a stored L (and the star's M fluxes) into cache. Training visits
+// its stars in a shuffled order, so each star's 9 kB of L would otherwise arrive from memory
+// while the chi^2 waits; callers prefetch the next star while they compute the current one.
+inline void prefetch_whitening(const float* whitening, const float* flux, std::size_t bands) {
+#if defined(__GNUC__)
+  const auto* bytes = reinterpret_cast<const char*>(whitening);
+  const std::size_t size = whitening_size(bands) * sizeof(float);
+  for (std::size_t offset = 0; offset < size; offset += 64) __builtin_prefetch(bytes + offset);
+  const auto* flux_bytes = reinterpret_cast<const char*>(flux);
+  for (std::size_t offset = 0; offset < bands * sizeof(float); offset += 64)
+    __builtin_prefetch(flux_bytes + offset);
+#else
+  (void)whitening;
+  (void)flux;
+  (void)bands;
+#endif
+}
+
+// The dense M x M row-major form of a stored L (zero above the diagonal).
+void unpack_whitening(const float* whitening, std::size_t bands, float* dense);
+// The stored form of a dense lower-triangular M x M row-major L. Returns false, writing nothing,
+// when an entry above the diagonal is not zero.
+bool pack_whitening(const float* dense, std::size_t bands, float* whitening);
+// out = L a for a stored L [M x M] and a [M x C] (the whitened Jacobians of inference and of the
+// coordinated training phases); out is resized.
+void whiten_columns(const float* whitening, const Eigen::MatrixXd& a, Eigen::MatrixXd& out);
+
 enum class BandKind { xp, two_mass, unwise };
 
 // Which instrument each band belongs to, from its name ("J", "H", "Ks", "W1", "W2" are NIR;
@@ -72,7 +113,7 @@ public:
   std::size_t bands() const { return m_kinds.size(); }
 
   // One star: `flux` [M] and `packed_covariance` [M(M+1)/2] as in a star table. Writes
-  // `whitening` [M x M, row-major] and `flux_for_fit` [M] (missing bands set to 0 so that products
+  // `whitening` [whitening_size(M)] and `flux_for_fit` [M] (missing bands set to 0 so that products
   // with the zero columns of L stay 0) and returns the status; on failure the outputs are zero.
   // If `variance` is not null it receives the inflated variance of each band [M] (infinity where
   // missing, and everywhere on failure).
@@ -90,7 +131,7 @@ private:
   CovarianceInflation m_inflation;
 };
 
-// chi^2 = |L (f_pred - f_obs)|^2 of one star from its whitening L [M x M, row-major float] and
+// chi^2 = |L (f_pred - f_obs)|^2 of one star from its stored whitening L [whitening_size(M)] and
 // flux_for_fit [M] (as FluxWhitening::whiten wrote them); if `gradient` is not null it receives
 // d chi^2 / d f_pred = 2 L^T L (f_pred - f_obs) [M]. Allocation-free: the training hot loop.
 double whitened_chi_square(const float* whitening, const float* flux_for_fit,

@@ -89,7 +89,6 @@ private:
   FluxJacobianWorkspace m_jacobian_scratch;
   Eigen::VectorXd m_flux_gradient;  // d chi^2 / d f_pred
   Eigen::MatrixXd m_jacobian;       // d f / d p [M x k]
-  Eigen::MatrixXf m_jacobian_float, m_whitened_float;
   Eigen::MatrixXd m_whitened;
   Eigen::Vector3d m_prior_gradient;
   Eigen::Matrix3d m_prior_hessian;

@@ -16,7 +16,7 @@ namespace xps {
 struct StarTable;
 
 struct InferenceStar {
-  const float* whitening = nullptr;      // [M x M] row-major
+  const float* whitening = nullptr;      // [whitening_size(M)], lower triangular
   const float* flux_for_fit = nullptr;   // [M], 0 where missing
   const float* flux_weight = nullptr;    // [M] 1 / inflated variance, 0 where missing
   double parallax = 0;                   // mas, zero point subtracted

@@ -8,9 +8,10 @@
 // [r V / K, (r + 1) V / K), i.e. one contiguous slice. Stars whose spectra cannot be whitened stay
 // in the order, marked excluded, so that the order is known before any spectrum is read.
 //
-// Memory per resident star: the float32 whitening L (M^2 * 4 B = 17,424 B for M = 66), the flux
+// Memory per resident star: the float32 whitening L (whitening_size(M) * 4 B = 9,248 B for M = 66,
+// lower triangular with rows padded to four floats), the flux
 // and per-band sigma (2 M * 4 B), the labels, priors and flags (~120 B), and the star's parameters
-// and optimiser moments of the trainer (3 * 6 * 8 B): about 18.2 KB for M = 66.
+// and optimiser moments of the trainer (3 * 6 * 8 B): about 10.0 KB for M = 66.
 #pragma once
 
 #include <mpi.h>
@@ -77,7 +78,7 @@ struct TrainingStars {
   std::vector<std::int64_t> source_id;
   std::vector<std::int32_t> table_index;     // into `tables`
   std::vector<std::int64_t> table_row;
-  std::vector<float> whitening;              // [n x M x M] row-major per star
+  std::vector<float> whitening;              // [n x whitening_size(M)] per star
   std::vector<float> flux_for_fit;           // [n x M], 0 at missing bands
   std::vector<float> flux_sigma;             // [n x M] sqrt of the inflated variance; inf if missing
   Eigen::Matrix3Xd label, label_error;       // teff [K], feh, logg

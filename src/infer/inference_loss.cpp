@@ -120,12 +120,7 @@ double InferenceLoss::value_gradient(const InferenceStar& star, const StarVector
 }
 
 void InferenceLoss::whiten_jacobian(const InferenceStar& star) {
-  const int bands = m_model.bands();
-  const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> whitening(
-      star.whitening, bands, bands);
-  m_jacobian_float = m_jacobian.cast<float>();
-  m_whitened_float.noalias() = whitening * m_jacobian_float;
-  m_whitened = m_whitened_float.cast<double>();
+  whiten_columns(star.whitening, m_jacobian, m_whitened);
 }
 
 double InferenceLoss::value_gradient_hessian(const InferenceStar& star, const StarVector& p,

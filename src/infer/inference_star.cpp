@@ -10,7 +10,7 @@ namespace xps {
 void InferenceChunk::reset(std::size_t n, int band_count) {
   bands = band_count;
   const auto m = static_cast<std::size_t>(band_count);
-  whitening.resize(n * m * m);
+  whitening.resize(n * whitening_size(m));
   flux_for_fit.resize(n * m);
   flux_weight.resize(n * m);
   parallax.assign(n, 0.0);
@@ -23,7 +23,7 @@ void InferenceChunk::reset(std::size_t n, int band_count) {
 InferenceStar InferenceChunk::star(std::size_t i) const {
   const auto m = static_cast<std::size_t>(bands);
   InferenceStar s;
-  s.whitening = whitening.data() + i * m * m;
+  s.whitening = whitening.data() + i * whitening_size(m);
   s.flux_for_fit = flux_for_fit.data() + i * m;
   s.flux_weight = flux_weight.data() + i * m;
   s.parallax = parallax[i];
@@ -55,7 +55,7 @@ void prepare_inference_star(const StarTable& table, std::size_t row, const FluxW
   float* variance = chunk.flux_weight.data() + slot * m;
   const WhiteningStatus status =
       whitening.whiten(table.flux.data() + row * m, table.flux_cov.data() + row * packed_triangle_size(m),
-                       chunk.whitening.data() + slot * m * m, chunk.flux_for_fit.data() + slot * m,
+                       chunk.whitening.data() + slot * whitening_size(m), chunk.flux_for_fit.data() + slot * m,
                        variance);
   int used = 0;
   for (std::size_t b = 0; b < m; ++b) {

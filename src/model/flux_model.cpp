@@ -10,6 +10,7 @@
 
 #include "xpstellar/error.hpp"
 #include "xpstellar/kernel_dispatch.hpp"
+#include "xpstellar/network_product.hpp"
 #include "xpstellar/random_stream.hpp"
 
 namespace xps {
@@ -237,12 +238,12 @@ void flux_model_forward(const FluxModel& model, const StarBatch& stars,
                      net.input_scale.array();
   for (int k = 0; k < hidden; ++k) {
     const auto ku = static_cast<std::size_t>(k);
-    ws.pre_activation[ku].noalias() = net.weight[ku] * ws.activation[ku];
+    network_product(net.weight[ku], ws.activation[ku], ws.pre_activation[ku]);
     ws.pre_activation[ku].colwise() += net.bias[ku];
     activate_layer(net.activation, ws.pre_activation[ku], ws.activation[ku + 1]);
   }
   const auto last = static_cast<std::size_t>(hidden);
-  ws.ln_flux_abs.noalias() = net.weight[last] * ws.activation[last];
+  network_product(net.weight[last], ws.activation[last], ws.ln_flux_abs);
   ws.ln_flux_abs.colwise() += net.bias[last];
 
   const Eigen::Index batch = stars.size();
@@ -269,7 +270,8 @@ void flux_model_backward(const FluxModel& model, const StarBatch& stars,
   const Eigen::RowVectorXd extinction = stars.ln_E.array().exp().transpose();
   // f = exp(exponent): dLoss/d exponent = dLoss/df * f, shared by every parameter below. It is
   // also the first delta of the network's backward pass, which then overwrites it in place.
-  Eigen::MatrixXd delta = loss_flux_gradient.cwiseProduct(ws.flux);
+  Eigen::MatrixXd& delta = ws.delta;
+  delta = loss_flux_gradient.cwiseProduct(ws.flux);
   const Eigen::MatrixXd& exponent_gradient = delta;  // valid until the network loop
 
   if (star) {
@@ -291,15 +293,15 @@ void flux_model_backward(const FluxModel& model, const StarBatch& stars,
   }
 
   // Back through the network: delta = dLoss / d(layer output before activation).
-  Eigen::MatrixXd upstream;
+  Eigen::MatrixXd& upstream = ws.upstream;
   for (int k = net.layers() - 1; k >= 0; --k) {
     const auto ku = static_cast<std::size_t>(k);
     if (global) {
-      global->weight[ku].noalias() += delta * ws.activation[ku].transpose();
+      network_product_add_transposed_right(delta, ws.activation[ku], global->weight[ku]);
       global->bias[ku] += delta.rowwise().sum();
     }
     if (k == 0 && !star) break;
-    upstream.noalias() = net.weight[ku].transpose() * delta;
+    network_product_transposed_left(net.weight[ku], delta, upstream, ws.transposed_weight);
     if (k > 0) {
       multiply_by_slopes(net.activation, ws.pre_activation[ku - 1], ws.activation[ku], upstream);
       delta.swap(upstream);

@@ -158,12 +158,26 @@ std::vector<double> FluxWhitening::inflated_covariance(const float* flux,
   return covariance;
 }
 
+namespace {
+
+// Writes the lower triangle of `factor` (present bands x present bands) into a stored L.
+void store_lower_triangle(const Eigen::MatrixXd& factor, const std::vector<std::size_t>& present,
+                          float* whitening) {
+  for (Eigen::Index row = 0; row < factor.rows(); ++row) {
+    float* stored_row = whitening + whitening_row_offset(present[static_cast<std::size_t>(row)]);
+    for (Eigen::Index a = 0; a <= row; ++a)
+      stored_row[present[static_cast<std::size_t>(a)]] = static_cast<float>(factor(row, a));
+  }
+}
+
+}  // namespace
+
 // The eigen decomposition dominates the cost (~K^3); the few small allocations here are noise
 // next to it, and whitening happens once per star at load time.
 WhiteningStatus FluxWhitening::whiten(const float* flux, const float* packed, float* whitening,
                                       float* flux_for_fit, float* variance) const {
   const std::size_t m = bands();
-  std::fill(whitening, whitening + m * m, 0.0f);
+  std::fill(whitening, whitening + whitening_size(m), 0.0f);
   std::fill(flux_for_fit, flux_for_fit + m, 0.0f);
   if (variance) std::fill(variance, variance + m, std::numeric_limits<float>::infinity());
   const PresentBands present = find_present_bands(flux, packed, m);
@@ -185,10 +199,7 @@ WhiteningStatus FluxWhitening::whiten(const float* flux, const float* packed, fl
     Eigen::MatrixXd inverse_factor = Eigen::MatrixXd::Identity(k, k);
     cholesky.matrixL().solveInPlace(inverse_factor);
     if (inverse_factor.allFinite() && inverse_factor.squaredNorm() * m_inflation.eigen_floor < 1.0) {
-      for (Eigen::Index row = 0; row < k; ++row)
-        for (Eigen::Index a = 0; a <= row; ++a)
-          whitening[static_cast<std::size_t>(row) * m + present.index[a]] =
-              static_cast<float>(inverse_factor(row, a));
+      store_lower_triangle(inverse_factor, present.index, whitening);
       for (std::size_t i : present.index) flux_for_fit[i] = flux[i];
       return WhiteningStatus::ok;
     }
@@ -199,34 +210,73 @@ WhiteningStatus FluxWhitening::whiten(const float* flux, const float* packed, fl
       values.minCoeff() < -m_inflation.negative_eigen_tolerance * values.maxCoeff())
     return WhiteningStatus::not_positive_semidefinite;
 
-  for (Eigen::Index row = 0; row < k; ++row) {
-    const double scale = 1.0 / std::sqrt(std::max(values[row], m_inflation.eigen_floor));
-    for (Eigen::Index a = 0; a < k; ++a)
-      whitening[static_cast<std::size_t>(row) * m + present.index[a]] =
-          static_cast<float>(scale * eigen.eigenvectors()(a, row));
-  }
+  Eigen::MatrixXd clipped(k, k);  // D^-1/2 U^T
+  for (Eigen::Index row = 0; row < k; ++row)
+    clipped.row(row) = eigen.eigenvectors().col(row).transpose() /
+                       std::sqrt(std::max(values[row], m_inflation.eigen_floor));
+  // The lower-triangular factor with the same L^T L, from QR rather than a Cholesky of L^T L,
+  // which would square the condition number: with J the reversal, D^-1/2 U^T J = Q R gives
+  // L = J R J (lower triangular) and L^T L = J R^T R J = U D^-1 U^T.
+  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(clipped.rowwise().reverse());
+  const Eigen::MatrixXd upper = qr.matrixQR().triangularView<Eigen::Upper>();
+  store_lower_triangle(upper.reverse(), present.index, whitening);
   for (std::size_t i : present.index) flux_for_fit[i] = flux[i];
   return WhiteningStatus::ok;
+}
+
+void unpack_whitening(const float* whitening, std::size_t bands, float* dense) {
+  std::fill(dense, dense + bands * bands, 0.0f);
+  for (std::size_t row = 0; row < bands; ++row)
+    std::copy_n(whitening + whitening_row_offset(row), row + 1, dense + row * bands);
+}
+
+bool pack_whitening(const float* dense, std::size_t bands, float* whitening) {
+  for (std::size_t row = 0; row < bands; ++row)
+    for (std::size_t column = row + 1; column < bands; ++column)
+      if (dense[row * bands + column] != 0.0f) return false;
+  std::fill(whitening, whitening + whitening_size(bands), 0.0f);
+  for (std::size_t row = 0; row < bands; ++row)
+    std::copy_n(dense + row * bands, row + 1, whitening + whitening_row_offset(row));
+  return true;
+}
+
+void whiten_columns(const float* whitening, const Eigen::MatrixXd& a, Eigen::MatrixXd& out) {
+  const Eigen::Index bands = a.rows();
+  out.resize(bands, a.cols());
+  for (Eigen::Index row = 0; row < bands; ++row) {
+    const float* l = whitening + whitening_row_offset(static_cast<std::size_t>(row));
+    for (Eigen::Index column = 0; column < a.cols(); ++column) {
+      const double* x = a.col(column).data();
+      double partial[4] = {0.0, 0.0, 0.0, 0.0};
+      Eigen::Index k = 0;
+      for (; k + 4 <= row + 1; k += 4)
+        for (int lane = 0; lane < 4; ++lane)
+          partial[lane] += static_cast<double>(l[k + lane]) * x[k + lane];
+      for (; k <= row; ++k) partial[0] += static_cast<double>(l[k]) * x[k];
+      out(row, column) = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+    }
+  }
 }
 
 namespace {
 
 constexpr int max_chi_square_bands = 256;
+constexpr int padded(int bands) { return (bands + 3) & ~3; }
 
-// The portable kernel: double products of the float L with the double residual, four partial
-// sums per row (without -ffast-math the compiler otherwise keeps one serial chain).
+// The portable kernel: double products of the float L with the double residual (zero-padded to a
+// multiple of four, like the rows of L), four partial sums per row (without -ffast-math the
+// compiler otherwise keeps one serial chain).
 [[maybe_unused]] double chi_square_generic(const float* whitening, const double* residual,
                                            int bands, double* gradient) {
   double whitened[max_chi_square_bands];
   double chi_square = 0.0;
   for (int row = 0; row < bands; ++row) {
-    const float* l = whitening + static_cast<std::ptrdiff_t>(row) * bands;
+    const float* l = whitening + whitening_row_offset(static_cast<std::size_t>(row));
+    const int length = static_cast<int>(whitening_row_length(static_cast<std::size_t>(row)));
     double partial[4] = {0.0, 0.0, 0.0, 0.0};
-    int k = 0;
-    for (; k + 4 <= bands; k += 4)
+    for (int k = 0; k < length; k += 4)
       for (int lane = 0; lane < 4; ++lane)
         partial[lane] += static_cast<double>(l[k + lane]) * residual[k + lane];
-    for (; k < bands; ++k) partial[0] += static_cast<double>(l[k]) * residual[k];
     const double sum = (partial[0] + partial[1]) + (partial[2] + partial[3]);
     whitened[row] = sum;
     chi_square += sum * sum;
@@ -234,9 +284,9 @@ constexpr int max_chi_square_bands = 256;
   if (gradient) {
     for (int k = 0; k < bands; ++k) gradient[k] = 0.0;
     for (int row = 0; row < bands; ++row) {
-      const float* l = whitening + static_cast<std::ptrdiff_t>(row) * bands;
+      const float* l = whitening + whitening_row_offset(static_cast<std::size_t>(row));
       const double w2 = 2.0 * whitened[row];
-      for (int k = 0; k < bands; ++k) gradient[k] += w2 * static_cast<double>(l[k]);
+      for (int k = 0; k <= row; ++k) gradient[k] += w2 * static_cast<double>(l[k]);
     }
   }
   return chi_square;
@@ -248,233 +298,192 @@ constexpr int max_chi_square_bands = 256;
 // x86-64: SSE2 is the baseline, AVX2 + FMA is chosen at run time when the CPU has it, so that
 // portable builds get 4-wide fused products. Both keep every product and sum in double (the
 // float entries of L convert exactly); they differ from the generic kernel only in the order of
-// the sums. Pass 1 forms z = L r four rows at a time, pass 2 g = 2 L^T z sixteen columns at a
-// time; L (17 kB for 66 bands) stays in L1 between them.
+// the sums. Pass 1 forms z = L r a block of four rows at a time (the four rows have the same
+// stored length), pass 2 g = 2 L^T z sixteen (AVX2) or eight (SSE2) columns at a time over the rows
+// that reach them; L (9 kB for 66 bands) stays in L1 between the passes.
 
-// Four floats of L as four doubles; the masked form reads only the lanes of `mask`.
 XPS_TARGET_AVX2 inline __m256d load_l(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
-XPS_TARGET_AVX2 inline __m256d load_l_masked(const float* p, __m128i mask) {
-  return _mm256_cvtps_pd(_mm_maskload_ps(p, mask));
+
+XPS_TARGET_AVX2 inline double horizontal_sum(__m256d v) {
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, v);
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+// Columns 4 first_group .. 4 (first_group + Groups) of 2 L^T z into `out`. A row in block b has the
+// groups up to b, so the rows of the first Groups - 1 blocks reach only some of them.
+template <int Groups>
+XPS_TARGET_AVX2 inline void gradient_columns_avx2(const float* whitening, const double* whitened2,
+                                                  int bands, int first_group, double* out) {
+  __m256d even[Groups], odd[Groups];
+  for (int g = 0; g < Groups; ++g) even[g] = odd[g] = _mm256_setzero_pd();
+  int row = 4 * first_group;
+  const float* l = whitening + whitening_row_offset(static_cast<std::size_t>(row)) + 4 * first_group;
+  const int ramp_end = std::min(bands, 4 * (first_group + Groups - 1));
+  for (; row < ramp_end; ++row) {
+    const int reach = row / 4 - first_group + 1;
+    const __m256d w = _mm256_broadcast_sd(whitened2 + row);
+    for (int g = 0; g < Groups; ++g)
+      if (g < reach) even[g] = _mm256_fmadd_pd(load_l(l + 4 * g), w, even[g]);
+    l += whitening_row_length(static_cast<std::size_t>(row));
+  }
+  // Even and odd rows in separate accumulators: 2 x Groups chains hide the FMA latency.
+  for (; row + 2 <= bands; row += 2) {
+    const float* lo = l + whitening_row_length(static_cast<std::size_t>(row));
+    const __m256d we = _mm256_broadcast_sd(whitened2 + row);
+    const __m256d wo = _mm256_broadcast_sd(whitened2 + row + 1);
+    for (int g = 0; g < Groups; ++g) {
+      even[g] = _mm256_fmadd_pd(load_l(l + 4 * g), we, even[g]);
+      odd[g] = _mm256_fmadd_pd(load_l(lo + 4 * g), wo, odd[g]);
+    }
+    l = lo + whitening_row_length(static_cast<std::size_t>(row + 1));
+  }
+  if (row < bands) {
+    const __m256d w = _mm256_broadcast_sd(whitened2 + row);
+    for (int g = 0; g < Groups; ++g) even[g] = _mm256_fmadd_pd(load_l(l + 4 * g), w, even[g]);
+  }
+  for (int g = 0; g < Groups; ++g) _mm256_store_pd(out + 4 * g, _mm256_add_pd(even[g], odd[g]));
 }
 
 XPS_TARGET_AVX2 double chi_square_avx2(const float* whitening, const double* residual, int bands,
                                        double* gradient) {
-  alignas(32) double whitened[max_chi_square_bands];
-  const int full = bands & ~3;  // columns in whole groups of four
-  const int tail = bands & 3;
-  // The last partial group is read with a mask so that no load runs past the end of L.
-  const __m128i tail_mask =
-      _mm_setr_epi32(tail > 0 ? -1 : 0, tail > 1 ? -1 : 0, tail > 2 ? -1 : 0, 0);
-  // residual is zero-padded to a multiple of four: the masked lanes multiply zeros.
-  const auto load_l_tail = [tail_mask](const float* p)
-                               XPS_TARGET_AVX2 { return load_l_masked(p, tail_mask); };
-
-  int row = 0;
+  alignas(32) double whitened[max_chi_square_bands + 4];
+  const int whole_blocks = bands / 4;
   __m256d chi_square4 = _mm256_setzero_pd();
-  for (; row + 4 <= bands; row += 4) {
-    const float* l0 = whitening + static_cast<std::ptrdiff_t>(row) * bands;
-    const float* l1 = l0 + bands;
-    const float* l2 = l1 + bands;
-    const float* l3 = l2 + bands;
-    // L streams from memory in training (17 kB per star): ask for the rows of the block after next.
-    if (row + 12 <= bands)
-      for (const char* p = reinterpret_cast<const char*>(l0 + 8 * bands);
-           p < reinterpret_cast<const char*>(l0 + 12 * bands); p += 64)
-        _mm_prefetch(p, _MM_HINT_T0);
+  for (int block = 0; block < whole_blocks; ++block) {
+    const int length = 4 * (block + 1);
+    const float* l0 = whitening + whitening_row_offset(4 * static_cast<std::size_t>(block));
+    const float* l1 = l0 + length;
+    const float* l2 = l1 + length;
+    const float* l3 = l2 + length;
+    // L streams from memory in training: ask for the block after next (16 (block + 3) floats).
+    if (block + 2 < whole_blocks) {
+      const char* p = reinterpret_cast<const char*>(l0 + 4 * length + 4 * (length + 4));
+      for (const char* end = p + 64 * (block + 3); p < end; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+    }
     __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(),
             a3 = _mm256_setzero_pd();
-    for (int k = 0; k < full; k += 4) {
+    for (int k = 0; k < length; k += 4) {
       const __m256d r = _mm256_load_pd(residual + k);
       a0 = _mm256_fmadd_pd(load_l(l0 + k), r, a0);
       a1 = _mm256_fmadd_pd(load_l(l1 + k), r, a1);
       a2 = _mm256_fmadd_pd(load_l(l2 + k), r, a2);
       a3 = _mm256_fmadd_pd(load_l(l3 + k), r, a3);
     }
-    if (tail) {
-      const __m256d r = _mm256_load_pd(residual + full);
-      a0 = _mm256_fmadd_pd(load_l_tail(l0 + full), r, a0);
-      a1 = _mm256_fmadd_pd(load_l_tail(l1 + full), r, a1);
-      a2 = _mm256_fmadd_pd(load_l_tail(l2 + full), r, a2);
-      a3 = _mm256_fmadd_pd(load_l_tail(l3 + full), r, a3);
-    }
     // Horizontal sums of the four rows into one vector (z_row .. z_row+3).
     const __m256d h01 = _mm256_hadd_pd(a0, a1);
     const __m256d h23 = _mm256_hadd_pd(a2, a3);
     const __m256d z = _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20),
                                     _mm256_permute2f128_pd(h01, h23, 0x31));
-    _mm256_store_pd(whitened + row, z);
+    _mm256_store_pd(whitened + 4 * block, z);
     chi_square4 = _mm256_fmadd_pd(z, z, chi_square4);
   }
-  alignas(32) double lanes[4];
-  _mm256_store_pd(lanes, chi_square4);
-  double chi_square = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-  for (; row < bands; ++row) {
-    const float* l = whitening + static_cast<std::ptrdiff_t>(row) * bands;
+  double chi_square = horizontal_sum(chi_square4);
+  for (int row = 4 * whole_blocks; row < bands; ++row) {
+    const float* l = whitening + whitening_row_offset(static_cast<std::size_t>(row));
+    const int length = static_cast<int>(whitening_row_length(static_cast<std::size_t>(row)));
     __m256d a = _mm256_setzero_pd();
-    for (int k = 0; k < full; k += 4)
+    for (int k = 0; k < length; k += 4)
       a = _mm256_fmadd_pd(load_l(l + k), _mm256_load_pd(residual + k), a);
-    if (tail) a = _mm256_fmadd_pd(load_l_tail(l + full), _mm256_load_pd(residual + full), a);
-    _mm256_store_pd(lanes, a);
-    const double z = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    const double z = horizontal_sum(a);
     whitened[row] = z;
     chi_square += z * z;
   }
   if (!gradient) return chi_square;
 
   for (int r = 0; r < bands; ++r) whitened[r] *= 2.0;
-  // Sixteen columns at a time, even and odd rows in separate accumulators: eight chains hide
-  // the FMA latency.
-  int k = 0;
-  for (; k + 16 <= full; k += 16) {
-    __m256d e0 = _mm256_setzero_pd(), e1 = _mm256_setzero_pd(), e2 = _mm256_setzero_pd(),
-            e3 = _mm256_setzero_pd();
-    __m256d o0 = _mm256_setzero_pd(), o1 = _mm256_setzero_pd(), o2 = _mm256_setzero_pd(),
-            o3 = _mm256_setzero_pd();
-    int r = 0;
-    for (; r + 2 <= bands; r += 2) {
-      const float* le = whitening + static_cast<std::ptrdiff_t>(r) * bands + k;
-      const float* lo = le + bands;
-      const __m256d we = _mm256_broadcast_sd(whitened + r);
-      const __m256d wo = _mm256_broadcast_sd(whitened + r + 1);
-      e0 = _mm256_fmadd_pd(load_l(le), we, e0);
-      e1 = _mm256_fmadd_pd(load_l(le + 4), we, e1);
-      e2 = _mm256_fmadd_pd(load_l(le + 8), we, e2);
-      e3 = _mm256_fmadd_pd(load_l(le + 12), we, e3);
-      o0 = _mm256_fmadd_pd(load_l(lo), wo, o0);
-      o1 = _mm256_fmadd_pd(load_l(lo + 4), wo, o1);
-      o2 = _mm256_fmadd_pd(load_l(lo + 8), wo, o2);
-      o3 = _mm256_fmadd_pd(load_l(lo + 12), wo, o3);
+  alignas(32) double padded_gradient[max_chi_square_bands + 16];
+  const int groups = padded(bands) / 4;
+  for (int first = 0; first < groups; first += 4) {
+    double* out = padded_gradient + 4 * first;
+    switch (std::min(4, groups - first)) {
+      case 4: gradient_columns_avx2<4>(whitening, whitened, bands, first, out); break;
+      case 3: gradient_columns_avx2<3>(whitening, whitened, bands, first, out); break;
+      case 2: gradient_columns_avx2<2>(whitening, whitened, bands, first, out); break;
+      default: gradient_columns_avx2<1>(whitening, whitened, bands, first, out); break;
     }
-    if (r < bands) {
-      const float* le = whitening + static_cast<std::ptrdiff_t>(r) * bands + k;
-      const __m256d we = _mm256_broadcast_sd(whitened + r);
-      e0 = _mm256_fmadd_pd(load_l(le), we, e0);
-      e1 = _mm256_fmadd_pd(load_l(le + 4), we, e1);
-      e2 = _mm256_fmadd_pd(load_l(le + 8), we, e2);
-      e3 = _mm256_fmadd_pd(load_l(le + 12), we, e3);
-    }
-    _mm256_storeu_pd(gradient + k, _mm256_add_pd(e0, o0));
-    _mm256_storeu_pd(gradient + k + 4, _mm256_add_pd(e1, o1));
-    _mm256_storeu_pd(gradient + k + 8, _mm256_add_pd(e2, o2));
-    _mm256_storeu_pd(gradient + k + 12, _mm256_add_pd(e3, o3));
   }
-  // The remaining groups of four columns, then the partial group.
-  for (; k < bands; k += 4) {
-    const bool partial = k + 4 > bands;
-    __m256d e = _mm256_setzero_pd(), o = _mm256_setzero_pd();
-    int r = 0;
-    for (; r + 2 <= bands; r += 2) {
-      const float* le = whitening + static_cast<std::ptrdiff_t>(r) * bands + k;
-      const float* lo = le + bands;
-      e = _mm256_fmadd_pd(partial ? load_l_tail(le) : load_l(le), _mm256_broadcast_sd(whitened + r),
-                          e);
-      o = _mm256_fmadd_pd(partial ? load_l_tail(lo) : load_l(lo),
-                          _mm256_broadcast_sd(whitened + r + 1), o);
-    }
-    if (r < bands) {
-      const float* le = whitening + static_cast<std::ptrdiff_t>(r) * bands + k;
-      e = _mm256_fmadd_pd(partial ? load_l_tail(le) : load_l(le), _mm256_broadcast_sd(whitened + r),
-                          e);
-    }
-    _mm256_store_pd(lanes, _mm256_add_pd(e, o));
-    for (int lane = 0; lane < 4 && k + lane < bands; ++lane) gradient[k + lane] = lanes[lane];
-  }
+  std::copy_n(padded_gradient, bands, gradient);
   return chi_square;
 }
 
-// The SSE2 baseline: the same two passes two doubles wide, four rows (pass 1) or eight columns
-// (pass 2) at a time; the partial group of columns is done in scalar code.
+// The SSE2 baseline: the same two passes two doubles wide, a block of four rows (pass 1) or eight
+// columns (pass 2) at a time.
+inline void load_l_sse2(const float* p, __m128d& low, __m128d& high) {
+  const __m128 f = _mm_loadu_ps(p);
+  low = _mm_cvtps_pd(f);
+  high = _mm_cvtps_pd(_mm_movehl_ps(f, f));
+}
+
+// One stored row of `length` floats against the residual: z = sum_k l_k r_k.
+inline double row_product_sse2(const float* l, const double* residual, int length) {
+  __m128d a = _mm_setzero_pd(), b = _mm_setzero_pd();
+  for (int k = 0; k < length; k += 4) {
+    __m128d low, high;
+    load_l_sse2(l + k, low, high);
+    a = _mm_add_pd(a, _mm_mul_pd(low, _mm_load_pd(residual + k)));
+    b = _mm_add_pd(b, _mm_mul_pd(high, _mm_load_pd(residual + k + 2)));
+  }
+  alignas(16) double s[2];
+  _mm_store_pd(s, _mm_add_pd(a, b));
+  return s[0] + s[1];
+}
+
+template <int Groups>
+inline void gradient_columns_sse2(const float* whitening, const double* whitened2, int bands,
+                                  int first_group, double* out) {
+  __m128d low[Groups], high[Groups];
+  for (int g = 0; g < Groups; ++g) low[g] = high[g] = _mm_setzero_pd();
+  int row = 4 * first_group;
+  const float* l = whitening + whitening_row_offset(static_cast<std::size_t>(row)) + 4 * first_group;
+  for (; row < bands; ++row) {
+    const int reach = row / 4 - first_group + 1;
+    const __m128d w = _mm_set1_pd(whitened2[row]);
+    for (int g = 0; g < Groups; ++g)
+      if (g < reach) {
+        __m128d l_low, l_high;
+        load_l_sse2(l + 4 * g, l_low, l_high);
+        low[g] = _mm_add_pd(low[g], _mm_mul_pd(l_low, w));
+        high[g] = _mm_add_pd(high[g], _mm_mul_pd(l_high, w));
+      }
+    l += whitening_row_length(static_cast<std::size_t>(row));
+  }
+  for (int g = 0; g < Groups; ++g) {
+    _mm_store_pd(out + 4 * g, low[g]);
+    _mm_store_pd(out + 4 * g + 2, high[g]);
+  }
+}
+
 double chi_square_sse2(const float* whitening, const double* residual, int bands,
                        double* gradient) {
-  alignas(16) double whitened[max_chi_square_bands];
-  const int full = bands & ~3;
-  // Four floats of L as two pairs of doubles.
-  const auto load_l = [](const float* p, __m128d& low, __m128d& high) {
-    const __m128 f = _mm_loadu_ps(p);
-    low = _mm_cvtps_pd(f);
-    high = _mm_cvtps_pd(_mm_movehl_ps(f, f));
-  };
+  alignas(16) double whitened[max_chi_square_bands + 4];
   double chi_square = 0.0;
-  int row = 0;
-  for (; row + 2 <= bands; row += 2) {
-    const float* l0 = whitening + static_cast<std::ptrdiff_t>(row) * bands;
-    const float* l1 = l0 + bands;
-    if (row + 10 <= bands)
-      for (const char* p = reinterpret_cast<const char*>(l0 + 8 * bands);
-           p < reinterpret_cast<const char*>(l0 + 10 * bands); p += 64)
+  const float* l = whitening;
+  for (int row = 0; row < bands; ++row) {
+    const int length = static_cast<int>(whitening_row_length(static_cast<std::size_t>(row)));
+    if (row % 4 == 0 && row + 8 < bands)  // the block after next, 16 (row / 4 + 3) floats
+      for (const char* p = reinterpret_cast<const char*>(whitening + whitening_row_offset(
+                                                            static_cast<std::size_t>(row + 8))),
+                      *end = p + 64 * (row / 4 + 3);
+           p < end; p += 64)
         _mm_prefetch(p, _MM_HINT_T0);
-    __m128d a0 = _mm_setzero_pd(), b0 = _mm_setzero_pd(), a1 = _mm_setzero_pd(),
-            b1 = _mm_setzero_pd();
-    for (int k = 0; k < full; k += 4) {
-      const __m128d r_low = _mm_load_pd(residual + k), r_high = _mm_load_pd(residual + k + 2);
-      __m128d low, high;
-      load_l(l0 + k, low, high);
-      a0 = _mm_add_pd(a0, _mm_mul_pd(low, r_low));
-      b0 = _mm_add_pd(b0, _mm_mul_pd(high, r_high));
-      load_l(l1 + k, low, high);
-      a1 = _mm_add_pd(a1, _mm_mul_pd(low, r_low));
-      b1 = _mm_add_pd(b1, _mm_mul_pd(high, r_high));
-    }
-    alignas(16) double s0[2], s1[2];
-    _mm_store_pd(s0, _mm_add_pd(a0, b0));
-    _mm_store_pd(s1, _mm_add_pd(a1, b1));
-    double z0 = s0[0] + s0[1], z1 = s1[0] + s1[1];
-    for (int k = full; k < bands; ++k) {
-      z0 += static_cast<double>(l0[k]) * residual[k];
-      z1 += static_cast<double>(l1[k]) * residual[k];
-    }
-    whitened[row] = z0;
-    whitened[row + 1] = z1;
-    chi_square += z0 * z0 + z1 * z1;
-  }
-  for (; row < bands; ++row) {
-    const float* l = whitening + static_cast<std::ptrdiff_t>(row) * bands;
-    double z = 0.0;
-    for (int k = 0; k < bands; ++k) z += static_cast<double>(l[k]) * residual[k];
+    const double z = row_product_sse2(l, residual, length);
     whitened[row] = z;
     chi_square += z * z;
+    l += length;
   }
   if (!gradient) return chi_square;
 
   for (int r = 0; r < bands; ++r) whitened[r] *= 2.0;
-  int k = 0;
-  for (; k + 8 <= full; k += 8) {
-    __m128d a0 = _mm_setzero_pd(), a1 = _mm_setzero_pd(), a2 = _mm_setzero_pd(),
-            a3 = _mm_setzero_pd();
-    for (int r = 0; r < bands; ++r) {
-      const float* l = whitening + static_cast<std::ptrdiff_t>(r) * bands + k;
-      const __m128d w = _mm_set1_pd(whitened[r]);
-      __m128d low, high;
-      load_l(l, low, high);
-      a0 = _mm_add_pd(a0, _mm_mul_pd(low, w));
-      a1 = _mm_add_pd(a1, _mm_mul_pd(high, w));
-      load_l(l + 4, low, high);
-      a2 = _mm_add_pd(a2, _mm_mul_pd(low, w));
-      a3 = _mm_add_pd(a3, _mm_mul_pd(high, w));
-    }
-    _mm_storeu_pd(gradient + k, a0);
-    _mm_storeu_pd(gradient + k + 2, a1);
-    _mm_storeu_pd(gradient + k + 4, a2);
-    _mm_storeu_pd(gradient + k + 6, a3);
+  alignas(16) double padded_gradient[max_chi_square_bands + 8];
+  const int groups = padded(bands) / 4;
+  for (int first = 0; first < groups; first += 2) {
+    if (groups - first >= 2)
+      gradient_columns_sse2<2>(whitening, whitened, bands, first, padded_gradient + 4 * first);
+    else
+      gradient_columns_sse2<1>(whitening, whitened, bands, first, padded_gradient + 4 * first);
   }
-  for (; k < full; k += 4) {
-    __m128d a0 = _mm_setzero_pd(), a1 = _mm_setzero_pd();
-    for (int r = 0; r < bands; ++r) {
-      const __m128d w = _mm_set1_pd(whitened[r]);
-      __m128d low, high;
-      load_l(whitening + static_cast<std::ptrdiff_t>(r) * bands + k, low, high);
-      a0 = _mm_add_pd(a0, _mm_mul_pd(low, w));
-      a1 = _mm_add_pd(a1, _mm_mul_pd(high, w));
-    }
-    _mm_storeu_pd(gradient + k, a0);
-    _mm_storeu_pd(gradient + k + 2, a1);
-  }
-  for (; k < bands; ++k) {
-    double g = 0.0;
-    for (int r = 0; r < bands; ++r)
-      g += whitened[r] * static_cast<double>(whitening[static_cast<std::ptrdiff_t>(r) * bands + k]);
-    gradient[k] = g;
-  }
+  std::copy_n(padded_gradient, bands, gradient);
   return chi_square;
 }
 
@@ -490,7 +499,7 @@ ChiSquareKernel select_chi_square_kernel() {
 double whitened_chi_square(const float* whitening, const float* flux_for_fit,
                            const double* flux_predicted, int bands, double* gradient) {
   if (bands > max_chi_square_bands) throw std::logic_error("whitened_chi_square: too many bands");
-  // Zero-padded to a multiple of four for the vector kernels.
+  // Zero-padded to a multiple of four, like the stored rows of L.
   alignas(32) double residual[max_chi_square_bands + 4];
   int k = 0;
   for (; k < bands; ++k) residual[k] = flux_predicted[k] - static_cast<double>(flux_for_fit[k]);

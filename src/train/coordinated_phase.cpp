@@ -27,7 +27,7 @@ namespace {
 InferenceStar star_view(const TrainingStars& stars, std::int64_t row, const StarMeasurements& measured) {
   const auto m = static_cast<std::size_t>(stars.bands());
   InferenceStar star;
-  star.whitening = stars.whitening.data() + static_cast<std::size_t>(row) * m * m;
+  star.whitening = stars.whitening.data() + static_cast<std::size_t>(row) * whitening_size(m);
   star.flux_for_fit = stars.flux_for_fit.data() + static_cast<std::size_t>(row) * m;
   star.labels = &measured;
   return star;

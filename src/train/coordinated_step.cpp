@@ -94,11 +94,9 @@ bool ProfileSystem::add_star(const InferenceLoss& loss, const float* whitening,
                                  m_log_jacobian);
   if (m_log_jacobian.cols() != parameters()) return false;
   m_flux_jacobian.noalias() = ws.flux.col(0).asDiagonal() * m_log_jacobian;  // dF / dtheta
-  m_whitening = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-                    whitening, m_bands, m_bands)
-                    .cast<double>();
+  whiten_columns(whitening, m_flux_jacobian, m_whitened_flux_jacobian);
   auto whitened = m_stacked_model.middleRows(m_model_rows, m_bands);
-  whitened.noalias() = m_whitening * m_flux_jacobian;  // A
+  whitened = m_whitened_flux_jacobian;  // A
   const Eigen::Index k = star_hessian.rows();
   m_coupling.noalias() = 2.0 * loss.whitened_jacobian().transpose() * whitened;  // C = d2L / ds dtheta
   star_factor.matrixL().solveInPlace(m_coupling);                               // L_ss^-1 C

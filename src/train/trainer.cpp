@@ -232,8 +232,14 @@ double Trainer::evaluate_block(const std::vector<std::int64_t>& local_rows, Work
   double loss = 0;
   for (Eigen::Index j = 0; j < n; ++j) {
     const auto row = static_cast<std::size_t>(local_rows[static_cast<std::size_t>(j)]);
+    if (j + 1 < n) {
+      const auto next = static_cast<std::size_t>(local_rows[static_cast<std::size_t>(j + 1)]);
+      prefetch_whitening(m_stars.whitening.data() + next * whitening_size(static_cast<std::size_t>(m)),
+                         m_stars.flux_for_fit.data() + next * static_cast<std::size_t>(m),
+                         static_cast<std::size_t>(m));
+    }
     const double chi2 = whitened_chi_square(
-        m_stars.whitening.data() + row * static_cast<std::size_t>(m) * static_cast<std::size_t>(m),
+        m_stars.whitening.data() + row * whitening_size(static_cast<std::size_t>(m)),
         m_stars.flux_for_fit.data() + row * static_cast<std::size_t>(m), w.flux.flux.col(j).data(),
         m, w.loss_flux_gradient.col(j).data());
     w.chi_square(j) = chi2;
@@ -361,7 +367,7 @@ double Trainer::star_solve(const std::vector<std::int64_t>& rows, Workspace& w) 
     auto p = m_slice.parameters.col(static_cast<Eigen::Index>(row));
     const StarMeasurements measured = measurements(row);
     InferenceStar star;
-    star.whitening = m_stars.whitening.data() + static_cast<std::size_t>(row) * m * m;
+    star.whitening = m_stars.whitening.data() + static_cast<std::size_t>(row) * whitening_size(m);
     star.flux_for_fit = m_stars.flux_for_fit.data() + static_cast<std::size_t>(row) * m;
     star.labels = &measured;
     const StarVector start = loss.parameters_of(p.head<3>(), std::exp(p(3)), std::exp(p(4)), p(5));

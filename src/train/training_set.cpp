@@ -158,7 +158,7 @@ void size_local(TrainingStars& stars, std::size_t n) {
   stars.source_id.resize(n);
   stars.table_index.resize(n);
   stars.table_row.resize(n);
-  stars.whitening.assign(n * m * m, 0.0f);
+  stars.whitening.assign(n * whitening_size(m), 0.0f);
   stars.flux_for_fit.assign(n * m, 0.0f);
   stars.flux_sigma.assign(n * m, std::numeric_limits<float>::infinity());
   const auto columns = static_cast<Eigen::Index>(n);
@@ -194,7 +194,7 @@ void load_star(const StarTable& chunk, std::size_t i, std::size_t slot, const Fl
   const float* flux = chunk.flux.data() + i * m;
   const float* covariance = chunk.flux_cov.data() + i * packed_triangle_size(m);
   std::vector<float> variance(m);
-  const WhiteningStatus status = whitening.whiten(flux, covariance, stars.whitening.data() + slot * m * m,
+  const WhiteningStatus status = whitening.whiten(flux, covariance, stars.whitening.data() + slot * whitening_size(m),
                                                   stars.flux_for_fit.data() + slot * m, variance.data());
   stars.exclusion[slot] = from_whitening(status);
   if (status != WhiteningStatus::ok) return;

@@ -91,10 +91,11 @@ struct ProfileProblem {
       const Eigen::Vector3d theta(5000 + 600 * uniform(engine), -0.3 + 0.3 * uniform(engine), 4.0 + 0.4 * uniform(engine));
       const double parallax = 1.0 + 0.3 * uniform(engine), E = 0.3 + 0.1 * uniform(engine);
       const Eigen::VectorXd data = ln_flux(data_model, one_star(theta, parallax, E)).array().exp();
-      std::vector<float> w(static_cast<std::size_t>(m * m), 0.0f), f(static_cast<std::size_t>(m));
+      std::vector<float> w(whitening_size(static_cast<std::size_t>(m)), 0.0f), f(static_cast<std::size_t>(m));
       for (int b = 0; b < m; ++b) {
-        f[static_cast<std::size_t>(b)] = static_cast<float>(data(b));
-        w[static_cast<std::size_t>(b * m + b)] = static_cast<float>(1.0 / (relative_error * data(b)));
+        const auto band = static_cast<std::size_t>(b);
+        f[band] = static_cast<float>(data(b));
+        w[whitening_row_offset(band) + band] = static_cast<float>(1.0 / (relative_error * data(b)));
       }
       whitening.push_back(w);
       flux.push_back(f);

@@ -4,8 +4,14 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <tuple>
 
 #include "xpstellar/flux_model.hpp"
+#include "xpstellar/network_product.hpp"
 
 namespace {
 
@@ -231,6 +237,84 @@ TEST(FluxModel, NotANumberPropagatesToTheStarsFluxesOnly) {
   EXPECT_TRUE(ws.flux.col(2).allFinite());
   EXPECT_TRUE(ws.flux.col(1).array().isNaN().all());
   EXPECT_TRUE(ws.flux.col(3).array().isNaN().all());
+}
+
+// The network's products (network_product.hpp) against long-double sums, within the classic
+// bound depth * eps * sum |a_ik b_kj| (plus rounding of the added c), for shapes that leave
+// every partial panel (8 and 4 rows, a masked tail of 1-3, 1-5 columns) and the layer shapes.
+struct ProductShape {
+  Index rows, depth, cols;
+};
+
+template <class Left, class Right>
+void expect_within_rounding(const Eigen::MatrixXd& result, const Eigen::MatrixXd& start,
+                            const Left& left, const Right& right, const std::string& what) {
+  ASSERT_EQ(result.rows(), left.rows()) << what;
+  ASSERT_EQ(result.cols(), right.cols()) << what;
+  const double eps = std::numeric_limits<double>::epsilon();
+  for (Index j = 0; j < result.cols(); ++j)
+    for (Index i = 0; i < result.rows(); ++i) {
+      long double exact = start.size() ? start(i, j) : 0.0;
+      double magnitude = start.size() ? std::abs(start(i, j)) : 0.0;
+      for (Index k = 0; k < left.cols(); ++k) {
+        exact += static_cast<long double>(left(i, k)) * right(k, j);
+        magnitude += std::abs(left(i, k) * right(k, j));
+      }
+      ASSERT_NEAR(result(i, j), static_cast<double>(exact),
+                  static_cast<double>(left.cols() + 2) * eps * magnitude)
+          << what << " entry " << i << ", " << j << " (" << network_product_kernel_name() << ")";
+    }
+}
+
+TEST(NetworkProduct, MatchesLongDoubleSumsForEveryPanelShape) {
+  std::mt19937_64 engine(17);
+  std::normal_distribution<double> normal;
+  const auto random_matrix = [&](Index rows, Index cols) {
+    Eigen::MatrixXd m(rows, cols);
+    for (Index i = 0; i < m.size(); ++i) m(i) = normal(engine) * std::exp(2 * normal(engine));
+    return m;
+  };
+  for (const ProductShape shape : {ProductShape{32, 3, 512}, {66, 32, 512}, {32, 32, 7},
+                                   {1, 1, 1}, {3, 5, 2}, {5, 9, 11}, {9, 4, 6}, {13, 17, 5},
+                                   {66, 1, 13}, {71, 40, 4}}) {
+    const std::string what = std::to_string(shape.rows) + " x " + std::to_string(shape.depth) +
+                             " x " + std::to_string(shape.cols);
+    const Eigen::MatrixXd a = random_matrix(shape.rows, shape.depth);
+    const Eigen::MatrixXd b = random_matrix(shape.depth, shape.cols);
+    Eigen::MatrixXd c = random_matrix(2, 2), scratch;  // wrong shape: the product resizes it
+    network_product(a, b, c);
+    expect_within_rounding(c, Eigen::MatrixXd(), a, b, "a b " + what);
+
+    const Eigen::MatrixXd a_t = a.transpose();
+    network_product_transposed_left(a_t, b, c, scratch);
+    expect_within_rounding(c, Eigen::MatrixXd(), a, b, "a^T b " + what);
+
+    const Eigen::MatrixXd b_t = b.transpose();
+    const Eigen::MatrixXd start = random_matrix(shape.rows, shape.cols);
+    c = start;
+    network_product_add_transposed_right(a, b_t, c);
+    expect_within_rounding(c, start, a, b, "c + a b^T " + what);
+  }
+  Eigen::MatrixXd a(3, 4), b(5, 2), c(3, 5);
+  EXPECT_THROW(network_product(a, b, c), std::logic_error);
+  EXPECT_THROW(network_product_add_transposed_right(a, b, c), std::logic_error);
+  Eigen::MatrixXd wrong_shape(2, 2), b_rows(6, 4);
+  EXPECT_THROW(network_product_add_transposed_right(a, b_rows, wrong_shape), std::logic_error);
+}
+
+// The AVX2 kernel sums every entry over k in order, so a star's column does not depend on the
+// batch it is in (Eigen's blocked products promise no such thing, hence avx2 only).
+TEST(NetworkProduct, AColumnDoesNotDependOnTheBatchAroundIt) {
+  if (std::string(network_product_kernel_name()) != "avx2") GTEST_SKIP() << "portable products";
+  std::mt19937_64 engine(3);
+  std::normal_distribution<double> normal;
+  Eigen::MatrixXd weight(66, 32), batch(32, 512), out_batch, out_part;
+  for (Index i = 0; i < weight.size(); ++i) weight(i) = normal(engine);
+  for (Index i = 0; i < batch.size(); ++i) batch(i) = normal(engine);
+  network_product(weight, batch, out_batch);
+  const Eigen::MatrixXd part = batch.middleCols(100, 7);
+  network_product(weight, part, out_part);
+  EXPECT_EQ(out_part, out_batch.middleCols(100, 7));
 }
 
 }  // namespace

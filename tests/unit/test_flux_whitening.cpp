@@ -23,6 +23,13 @@ FluxWhitening standard_whitening(const CovarianceInflation& inflation = {}) {
   return FluxWhitening(standard_band_names(), standard_wavelengths_nm(), inflation);
 }
 
+// The dense M x M form of a stored L, in double.
+Eigen::MatrixXd dense_l(const std::vector<float>& l) {
+  Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> dense(m, m);
+  unpack_whitening(l.data(), m, dense.data());
+  return dense.cast<double>();
+}
+
 StarTable mock_table(std::int64_t stars) {
   ParameterSet parameters;
   mock::declare_mock_parameters(parameters);
@@ -38,7 +45,7 @@ TEST(FluxWhitening, ChiSquareThroughLEqualsTheDirectSolve) {
   const FluxWhitening whitening = standard_whitening();
   std::mt19937 random(3);
   std::normal_distribution<double> normal;
-  std::vector<float> l(m * m), flux_for_fit(m);
+  std::vector<float> l(whitening_size(m)), flux_for_fit(m);
   int checked = 0;
   for (std::size_t row = 0; row < table.rows(); ++row) {
     const float* flux = &table.flux[row * m];
@@ -58,18 +65,22 @@ TEST(FluxWhitening, ChiSquareThroughLEqualsTheDirectSolve) {
       r_full[static_cast<Eigen::Index>(present[a])] = r[a];
     }
     const double direct = r.dot(c.ldlt().solve(r));
-    const Eigen::MatrixXd lf = Eigen::Map<const Eigen::Matrix<float, m, m, Eigen::RowMajor>>(l.data()).cast<double>();
+    const Eigen::MatrixXd lf = dense_l(l);
     const double whitened = (lf * r_full).squaredNorm();
     EXPECT_NEAR(whitened, direct, 2e-4 * direct) << "row " << row;
     for (std::size_t k = 0; k < m; ++k) {
       const bool missing = std::isnan(covariance[k * m + k]);
       EXPECT_EQ(flux_for_fit[k], missing ? 0.0f : flux[k]);
-      if (missing) {
-        for (std::size_t i = 0; i < m; ++i) EXPECT_EQ(l[i * m + k], 0.0f);
+      if (missing) {  // the row and the column of a missing band are zero
+        EXPECT_EQ(lf.col(Eigen::Index(k)).cwiseAbs().maxCoeff(), 0.0);
+        EXPECT_EQ(lf.row(Eigen::Index(k)).cwiseAbs().maxCoeff(), 0.0);
       }
     }
-    for (std::size_t i = present.size(); i < m; ++i)
-      for (std::size_t k = 0; k < m; ++k) EXPECT_EQ(l[i * m + k], 0.0f);
+    // The padding of every stored row is zero: packing the dense form gives back the same floats.
+    std::vector<float> dense(m * m), repacked(whitening_size(m), -1.0f);
+    unpack_whitening(l.data(), m, dense.data());
+    ASSERT_TRUE(pack_whitening(dense.data(), m, repacked.data()));
+    EXPECT_EQ(repacked, l) << "row " << row;
     ++checked;
   }
   EXPECT_EQ(checked, 200);
@@ -140,7 +151,7 @@ TEST(FluxWhitening, ModelErrorTermsAddTheirFormulaToThePapersCovariance) {
   EXPECT_TRUE(std::isnan(c[band_h * m + band_h]));
   EXPECT_TRUE(std::isnan(c[0 * m + band_h]));
   // Still a covariance: the whitening of the larger one succeeds.
-  std::vector<float> whitening(m * m), flux_for_fit(m);
+  std::vector<float> whitening(whitening_size(m)), flux_for_fit(m);
   EXPECT_EQ(standard_whitening(with_error).whiten(flux.data(), packed.data(), whitening.data(),
                                                   flux_for_fit.data()),
             WhiteningStatus::ok);
@@ -148,7 +159,7 @@ TEST(FluxWhitening, ModelErrorTermsAddTheirFormulaToThePapersCovariance) {
 
 TEST(FluxWhitening, BadStarsGetAReasonNotACrash) {
   const FluxWhitening whitening = standard_whitening();
-  std::vector<float> flux(m, 100.0f), packed(packed_triangle_size(m), 0.0f), l(m * m), fit(m);
+  std::vector<float> flux(m, 100.0f), packed(packed_triangle_size(m), 0.0f), l(whitening_size(m)), fit(m);
   for (std::size_t k = 0; k < m; ++k) packed[packed_triangle_index(k, k, m)] = 4.0f;
   EXPECT_EQ(whitening.whiten(flux.data(), packed.data(), l.data(), fit.data()), WhiteningStatus::ok);
 
@@ -175,13 +186,77 @@ TEST(FluxWhitening, EigenvaluesAreClippedAtTheFloor) {
   inflation.unwise_frac = 0.0;
   inflation.eigen_floor = 0.5;
   const FluxWhitening whitening = standard_whitening(inflation);
-  std::vector<float> flux(m, 1.0f), packed(packed_triangle_size(m), 0.0f), l(m * m), fit(m);
+  std::vector<float> flux(m, 1.0f), packed(packed_triangle_size(m), 0.0f), l(whitening_size(m)), fit(m);
   // Variance 0.01 everywhere: every eigenvalue lies below the floor, so L = U / sqrt(0.5).
   for (std::size_t k = 0; k < m; ++k) packed[packed_triangle_index(k, k, m)] = 0.01f;
   ASSERT_EQ(whitening.whiten(flux.data(), packed.data(), l.data(), fit.data()), WhiteningStatus::ok);
-  const Eigen::MatrixXd lf = Eigen::Map<const Eigen::Matrix<float, m, m, Eigen::RowMajor>>(l.data()).cast<double>();
+  const Eigen::MatrixXd lf = dense_l(l);
   const Eigen::MatrixXd expected = Eigen::MatrixXd::Identity(m, m) * 2.0;  // L^T L = C^-1 clipped
   EXPECT_LT(((lf.transpose() * lf) - expected).cwiseAbs().maxCoeff(), 1e-5);
+}
+
+// Real covariances with the floor among their eigenvalues: the stored (triangular) L has the
+// L^T L of the clipped eigen-whitening, U max(D, floor)^-1 U^T, from an independent solver.
+TEST(FluxWhitening, ClippedWhiteningIsTriangularWithTheClippedInverse) {
+  const StarTable table = mock_table(30);
+  std::vector<float> l(whitening_size(m)), fit(m);
+  int clipped_stars = 0;
+  for (std::size_t row = 0; row < table.rows(); ++row) {
+    const float* flux = &table.flux[row * m];
+    const float* packed = &table.flux_cov[row * packed_triangle_size(m)];
+    const std::vector<double> full = standard_whitening().inflated_covariance(flux, packed);
+    std::vector<Eigen::Index> present;
+    for (std::size_t k = 0; k < m; ++k)
+      if (!std::isnan(full[k * m + k])) present.push_back(Eigen::Index(k));
+    const auto n = Eigen::Index(present.size());
+    Eigen::MatrixXd c(n, n);
+    for (Eigen::Index a = 0; a < n; ++a)
+      for (Eigen::Index b = 0; b < n; ++b) c(a, b) = full[std::size_t(present[std::size_t(a)]) * m + std::size_t(present[std::size_t(b)])];
+    const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(c);
+    CovarianceInflation inflation;
+    inflation.eigen_floor = eigen.eigenvalues()[n / 4];  // a quarter of the eigenvalues clipped
+    ASSERT_EQ(standard_whitening(inflation).whiten(flux, packed, l.data(), fit.data()), WhiteningStatus::ok);
+    const Eigen::VectorXd clipped_inverse = eigen.eigenvalues().cwiseMax(inflation.eigen_floor).cwiseInverse();
+    const Eigen::MatrixXd expected = eigen.eigenvectors() * clipped_inverse.asDiagonal() * eigen.eigenvectors().transpose();
+    const Eigen::MatrixXd lf = dense_l(l);
+    Eigen::MatrixXd lf_present(n, n);
+    for (Eigen::Index a = 0; a < n; ++a)
+      for (Eigen::Index b = 0; b < n; ++b) lf_present(a, b) = lf(present[std::size_t(a)], present[std::size_t(b)]);
+    const Eigen::MatrixXd product = lf_present.transpose() * lf_present;
+    // float L: relative to the largest entry of the clipped inverse
+    EXPECT_LT((product - expected).cwiseAbs().maxCoeff(), 1e-5 * expected.cwiseAbs().maxCoeff()) << "row " << row;
+    EXPECT_EQ(lf.triangularView<Eigen::StrictlyUpper>().toDenseMatrix().cwiseAbs().maxCoeff(), 0.0);
+    ++clipped_stars;
+  }
+  EXPECT_EQ(clipped_stars, 30);
+}
+
+TEST(FluxWhitening, PackedLRoundTripsAndWhitensColumnsLikeTheDenseProduct) {
+  std::mt19937 random(4);
+  std::normal_distribution<double> normal;
+  for (std::size_t n : {1ul, 3ul, 4ul, 5ul, 9ul, 66ul}) {
+    std::vector<float> dense(n * n, 0.0f), stored(whitening_size(n)), back(n * n);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j <= i; ++j) dense[i * n + j] = static_cast<float>(normal(random));
+    ASSERT_TRUE(pack_whitening(dense.data(), n, stored.data()));
+    unpack_whitening(stored.data(), n, back.data());
+    EXPECT_EQ(back, dense) << n;
+    const Eigen::MatrixXd a = Eigen::MatrixXd::Random(Eigen::Index(n), 6);
+    Eigen::MatrixXd out;
+    whiten_columns(stored.data(), a, out);
+    const Eigen::MatrixXd expected =
+        Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+            dense.data(), Eigen::Index(n), Eigen::Index(n)).cast<double>() * a;
+    EXPECT_LT((out - expected).cwiseAbs().maxCoeff(), 1e-12 * (1.0 + expected.cwiseAbs().maxCoeff())) << n;
+    if (n > 1) {
+      dense[1] = 1.0f;  // above the diagonal: refused, nothing written
+      std::vector<float> untouched(whitening_size(n), 7.0f);
+      EXPECT_FALSE(pack_whitening(dense.data(), n, untouched.data()));
+      EXPECT_EQ(untouched, std::vector<float>(whitening_size(n), 7.0f));
+    }
+  }
+  EXPECT_EQ(whitening_size(66), 2312u);
+  EXPECT_EQ(whitening_row_offset(5) + whitening_row_length(5), whitening_row_offset(6));
 }
 
 }  // namespace
@@ -191,14 +266,14 @@ namespace {
 TEST(FluxWhitening, WhitenedChiSquareAndItsGradient) {
   const StarTable table = mock_table(20);
   const FluxWhitening whitening = standard_whitening();
-  std::vector<float> l(m * m), fit(m);
+  std::vector<float> l(whitening_size(m)), fit(m);
   for (std::size_t row = 0; row < table.rows(); ++row) {
     ASSERT_EQ(whitening.whiten(&table.flux[row * m], &table.flux_cov[row * packed_triangle_size(m)], l.data(), fit.data()),
               WhiteningStatus::ok);
     std::vector<double> predicted(m), gradient(m);
     for (std::size_t k = 0; k < m; ++k) predicted[k] = table.truth.flux[row * m + k];
     const double chi2 = whitened_chi_square(l.data(), fit.data(), predicted.data(), int(m), gradient.data());
-    const Eigen::MatrixXd lf = Eigen::Map<const Eigen::Matrix<float, m, m, Eigen::RowMajor>>(l.data()).cast<double>();
+    const Eigen::MatrixXd lf = dense_l(l);
     Eigen::VectorXd residual(m);
     for (std::size_t k = 0; k < m; ++k) residual[Eigen::Index(k)] = predicted[k] - fit[k];
     EXPECT_NEAR(chi2, (lf * residual).squaredNorm(), 1e-9 * chi2);
@@ -258,18 +333,21 @@ ChiSquareReference chi_square_reference(const float* l, const double* residual, 
   return reference;
 }
 
-void expect_kernel_matches_reference(const float* l, const float* observed, const double* predicted,
-                                     int n, const std::string& what) {
+// `dense_l` is the n x n lower-triangular L the reference uses, `stored_l` the same L packed as
+// the kernel reads it.
+void expect_kernel_matches_reference(const float* dense_l, const float* stored_l,
+                                     const float* observed, const double* predicted, int n,
+                                     const std::string& what) {
   const auto size = static_cast<std::size_t>(n);
   std::vector<double> residual(size), gradient(size, -1.0);
   for (int k = 0; k < n; ++k)
     residual[std::size_t(k)] = predicted[k] - static_cast<double>(observed[k]);
-  const ChiSquareReference reference = chi_square_reference(l, residual.data(), n);
-  EXPECT_NEAR(whitened_chi_square(l, observed, predicted, n, gradient.data()), reference.chi_square,
-              reference.chi_square_bound)
+  const ChiSquareReference reference = chi_square_reference(dense_l, residual.data(), n);
+  EXPECT_NEAR(whitened_chi_square(stored_l, observed, predicted, n, gradient.data()),
+              reference.chi_square, reference.chi_square_bound)
       << what;
-  EXPECT_EQ(whitened_chi_square(l, observed, predicted, n, nullptr),
-            whitened_chi_square(l, observed, predicted, n, gradient.data()))
+  EXPECT_EQ(whitened_chi_square(stored_l, observed, predicted, n, nullptr),
+            whitened_chi_square(stored_l, observed, predicted, n, gradient.data()))
       << what;
   for (int k = 0; k < n; ++k)
     ASSERT_NEAR(gradient[std::size_t(k)], reference.gradient[std::size_t(k)],
@@ -285,18 +363,21 @@ TEST(FluxWhitening, ChiSquareKernelIsWithinRoundingOfTheReferenceForAnyBandCount
   for (int n :
        {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 19, 31, 32, 33, 61, 66, 67, 130, 256}) {
     const auto size = static_cast<std::size_t>(n);
-    std::vector<float> l(size * size), observed(size);
+    std::vector<float> l(size * size, 0.0f), stored_l(whitening_size(size)), observed(size);
     std::vector<double> predicted(size);
-    // Entries over six decades, as in the rows of a whitening with clipped eigenvalues.
-    for (auto& x : l) x = static_cast<float>(normal(random) * std::pow(10.0, 3 * normal(random)));
+    // Lower-triangular entries over six decades, as in a whitening with clipped eigenvalues.
+    for (std::size_t i = 0; i < size; ++i)
+      for (std::size_t k = 0; k <= i; ++k)
+        l[i * size + k] = static_cast<float>(normal(random) * std::pow(10.0, 3 * normal(random)));
+    ASSERT_TRUE(pack_whitening(l.data(), size, stored_l.data()));
     for (int k = 0; k < n; ++k) {
       observed[std::size_t(k)] = static_cast<float>(100 + 10 * normal(random));
       predicted[std::size_t(k)] = observed[std::size_t(k)] * (1 + 0.01 * normal(random));
     }
-    expect_kernel_matches_reference(l.data(), observed.data(), predicted.data(), n,
-                                    "bands " + std::to_string(n));
+    expect_kernel_matches_reference(l.data(), stored_l.data(), observed.data(), predicted.data(),
+                                    n, "bands " + std::to_string(n));
   }
-  std::vector<float> l(257 * 257), observed(257);
+  std::vector<float> l(whitening_size(257)), observed(257);
   std::vector<double> predicted(257);
   EXPECT_THROW(whitened_chi_square(l.data(), observed.data(), predicted.data(), 257, nullptr),
                std::logic_error);
@@ -310,7 +391,7 @@ TEST(FluxWhitening, ChiSquareKernelKeepsDoublePrecisionForBrightStars) {
   const FluxWhitening whitening = standard_whitening();
   std::mt19937 random(9);
   std::normal_distribution<double> normal;
-  std::vector<float> l(m * m), fit(m);
+  std::vector<float> l(whitening_size(m)), dense_l(m * m), fit(m);
   for (std::size_t row = 0; row < table.rows(); ++row) {
     // 10^4 times brighter: flux x 1e4, Poisson-like variances x 1e4, relative errors / 100.
     for (std::size_t k = 0; k < m; ++k) table.flux[row * m + k] *= 1e4f;
@@ -321,7 +402,8 @@ TEST(FluxWhitening, ChiSquareKernelKeepsDoublePrecisionForBrightStars) {
               WhiteningStatus::ok);
     std::vector<double> predicted(m);
     for (std::size_t k = 0; k < m; ++k) predicted[k] = fit[k] * (1 + 0.003 * normal(random));
-    expect_kernel_matches_reference(l.data(), fit.data(), predicted.data(), int(m),
+    unpack_whitening(l.data(), m, dense_l.data());
+    expect_kernel_matches_reference(dense_l.data(), l.data(), fit.data(), predicted.data(), int(m),
                                     "star " + std::to_string(row));
   }
 }
