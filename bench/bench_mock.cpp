@@ -17,6 +17,10 @@ using xps::bench::clock_type;
 using xps::bench::seconds_since;
 
 int main(int argc, char** argv) {
+  if (xps::bench::help_requested(argc, argv,
+                                  "Usage: bench_mock [--stars N (1e6)] [--chunk C (1e4)]\n"
+    "Mock-survey generation rate per core (stars per second).\n"))
+    return 0;
   xps::MpiSession mpi(argc, argv);
   const auto stars = static_cast<std::int64_t>(xps::bench::numeric_option(argc, argv, "--stars", 1e6));
   const auto chunk = static_cast<std::int64_t>(xps::bench::numeric_option(argc, argv, "--chunk", 1e4));

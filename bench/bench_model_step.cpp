@@ -20,6 +20,12 @@ using xps::bench::clock_type;
 using xps::bench::seconds_since;
 
 int main(int argc, char** argv) {
+  if (xps::bench::help_requested(argc, argv,
+                                  "Usage: bench_model_step [--seconds S (3)] [--training-stars N (2.06e6)] [--hq-share F (0.38)]\n"
+    "                        [--clean-share F (0.753)]\n"
+    "Star-gradients per second per core of the training model step (network forward + backward and\n"
+    "whitened chi^2 over 66 bands), the whitening cost, and the paper recipe's extrapolated time.\n"))
+    return 0;
   xps::MpiSession mpi(argc, argv);
   const double budget_seconds = xps::bench::numeric_option(argc, argv, "--seconds", 3.0);
   constexpr int batch = 512, stars = 2048, m = static_cast<int>(xps::standard_band_count);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 
 namespace xps::bench {
 
@@ -11,6 +12,16 @@ using clock_type = std::chrono::steady_clock;
 
 inline double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// True (after printing `usage`) when -h or --help is on the command line.
+inline bool help_requested(int argc, char** argv, const char* usage) {
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::cout << usage;
+      return true;
+    }
+  return false;
 }
 
 // The number after `--name` on the command line, or `fallback`.

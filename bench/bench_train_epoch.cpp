@@ -444,6 +444,13 @@ void write_meta(const std::filesystem::path& dir, int layers, double lr, double 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (xps::bench::help_requested(argc, argv,
+                                  "Usage: bench_train_epoch [--stars N (100000)] [--epochs E (3)] [--lr X (1e-7)] [--momentum M (0.5)]\n"
+    "                         [--seed S (1)] [--dump DIR | --load DIR] [--check]\n"
+    "One training epoch of the model step on one core (batches of 512, 3x32 tanh network);\n"
+    "--dump writes the stars and results for tools/bench_torch_epoch.py, --load re-times a dump,\n"
+    "--check runs only the first-batch loss check.\n"))
+    return 0;
   xps::MpiSession mpi(argc, argv);
   auto count = static_cast<Eigen::Index>(xps::bench::numeric_option(argc, argv, "--stars", 100000));
   int epochs = static_cast<int>(xps::bench::numeric_option(argc, argv, "--epochs", 3));

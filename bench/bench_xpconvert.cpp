@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_support.hpp"
+
 #include "xpstellar/mpi_session.hpp"
 #include "xpstellar/xp_convert_file.hpp"
 #include "xpstellar/xp_converter.hpp"
@@ -134,8 +136,17 @@ void report(const char* what, std::size_t sources, const Phase& phase) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (xps::bench::help_requested(argc, argv,
+                                  "Usage: bench_xpconvert [ROWS (20000)] [INPUT.csv (default: the real GaiaXPy input)]\n"
+    "XP converter throughput on one core: parsing, conversion, both in memory, and with HDF5.\n"))
+    return 0;
   xps::MpiSession mpi(argc, argv);  // the HDF5 layer is MPI-aware
-  const std::size_t rows = argc > 1 ? std::stoul(argv[1]) : 20000;
+  char* rows_end = nullptr;
+  const std::size_t rows = argc > 1 ? std::strtoul(argv[1], &rows_end, 10) : 20000;
+  if (argc > 1 && (rows == 0 || *rows_end != '\0')) {
+    std::cerr << "bench_xpconvert: ROWS must be a positive integer, not '" << argv[1] << "'\n";
+    return 2;
+  }
   const std::string real = argc > 2 ? argv[2]
                                     : std::string(XPS_SOURCE_DIR) +
                                           "/../shared/realdata/gaiaxpy/input/XP_CONTINUOUS_RAW.csv";
