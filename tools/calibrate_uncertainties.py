@@ -15,7 +15,11 @@ with a = 1 - err^2 / parallax_err^2 the spectrum's share of the parallax informa
 relative error of the spectrophotometric parallax. Each is a maximum-likelihood fit in which the
 estimates' errors have a second component of the same centre, three times as wide (binaries, stars
 the model cannot describe), and the reference (label, measured parallax) its stated Gaussian noise,
-so the floor is that of the bulk. Cells with fewer than --min-stars stars take the values of all stars together.
+so the floor is that of the bulk. The offsets leave out the stars the training run's self-cleaning
+marked (joint criterion by default; xps_train's MODEL_training/ results): unresolved binaries, a
+fifth of the mock's stars, have log g estimates biased low and otherwise set the offsets, leaving
+single stars' log g pulls at a median of +0.2. The floors keep every star (without the binaries
+they come out too small for the whole sample). Cells with fewer than --min-stars stars take the values of all stars together.
 xps_infer then subtracts the offsets and adds the floors (docs/inference.md, "Calibration";
 include/xpstellar/uncertainty_calibration.hpp); the parallax gets no offset (binaries, which a
 survey cannot tell apart, would set it).
@@ -27,7 +31,8 @@ into the model file's /calibration, written to a temporary file and renamed.
 Usage: /usr/bin/python3 tools/calibrate_uncertainties.py --model MODEL.h5 --stars DIR
            [--catalogs DIR | --launcher "mpirun -np 2" --xps-infer build/bin/xps_infer]
            [--teff-edges 4.0,4.5,5.0,5.5,6.0,6.5] [--logg-edges 2.0,3.0,3.8,4.3]
-           [--min-stars 300] [--max-stars 200000] [--validation-fraction 0.2] [--split-salt 0]
+           [--min-stars 300] [--training-results DIR|none] [--outlier-bits 4]
+           [--max-stars 200000] [--validation-fraction 0.2] [--split-salt 0]
 
 Exit status: 0 when the model file was updated, 2 on bad usage, unreadable input or a failed
 xps_infer run (the message names the file or the command).
@@ -63,8 +68,23 @@ def parse_edges(text, option):
     return values
 
 
-def read_training_split(tables, catalogs_dir, fraction, salt):
-    """Columns of the training-split stars with labels and quality_flags < 8."""
+def read_outliers(results_dir, table_path, ids):
+    """The training run's self-cleaning bits (`outlier`) of one star table's rows."""
+    name = os.path.basename(table_path).replace("stars_", "training_", 1)
+    path = os.path.join(results_dir, name)
+    try:
+        with h5py.File(path, "r") as handle:
+            if not np.array_equal(handle["training/source_id"][...], ids):
+                raise CalibrationError(f"{path}: rows are not those of {table_path}")
+            return handle["training/outlier"][...]
+    except (OSError, KeyError) as error:
+        raise CalibrationError(f"{path}: not readable training results ({error}); "
+                               "--training-results none calibrates without them") from None
+
+
+def read_training_split(tables, catalogs_dir, fraction, salt, results_dir=None, outlier_bits=0):
+    """Columns of the training-split stars with labels and quality_flags < 8; `offset_sample`
+    marks those whose training self-cleaning bits (in `results_dir`) miss `outlier_bits`."""
     parts, zero_points = [], set()
     for path in tables:
         name = os.path.basename(path).replace("stars_", "catalog_", 1)
@@ -96,9 +116,12 @@ def read_training_split(tables, catalogs_dir, fraction, salt):
             raise CalibrationError(f"{catalog}: not a readable catalog ({error})") from None
         keep = (~validate.held_out(ids, fraction, salt) & (flags < 8)
                 & np.all(np.isfinite(estimate), axis=1) & np.all(np.isfinite(error), axis=1))
+        offset_sample = np.ones(ids.size, dtype=bool)
+        if results_dir and outlier_bits:
+            offset_sample = (read_outliers(results_dir, path, ids) & outlier_bits) == 0
         parts.append(dict(estimate=estimate[keep], error=error[keep], label=labels[keep],
                           label_err=label_err[keep], parallax=parallax[keep],
-                          parallax_err=parallax_err[keep]))
+                          parallax_err=parallax_err[keep], offset_sample=offset_sample[keep]))
     if len(zero_points) > 1:
         raise CalibrationError(f"{catalogs_dir}: catalogs with different parallax zero points")
     data = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
@@ -142,7 +165,16 @@ MIN_FIT_STARS = 20  # fewer stars with the label (or a parallax): the values of 
 
 
 def label_fit(data, rows, k):
-    """(offset, floor) of label k over `rows`, or None with too few labelled stars."""
+    """(offset, floor) of label k: the floor over `rows`, the offset over those of them in the
+    offset sample (all of `rows` when fewer than MIN_FIT_STARS); None with too few labelled stars."""
+    value = centre_and_floor(data, rows, k)
+    if value is None:
+        return None
+    centre = centre_and_floor(data, rows & data["offset_sample"], k)
+    return (value[0] if centre is None else centre[0]), value[1]
+
+
+def centre_and_floor(data, rows, k):
     rows = (rows & np.isfinite(data["label"][:, k]) & np.isfinite(data["label_err"][:, k])
             & (data["label_err"][:, k] > 0))
     if rows.sum() < MIN_FIT_STARS:
@@ -292,7 +324,13 @@ def run(args):
         catalogs = os.path.join(work, "catalog")
         print(f"{PROGRAM}: xps_infer on {len(tables)} star tables ({rows} stars) -> {catalogs}", flush=True)
         training_split.run_xps_infer(args, stars_link_dir, catalogs, ["--inference.calibrate", "false"])
-    data = read_training_split(tables, catalogs, args.validation_fraction, args.split_salt)
+    results_dir = training_results_dir(args)
+    data = read_training_split(tables, catalogs, args.validation_fraction, args.split_salt,
+                               results_dir, args.outlier_bits)
+    if results_dir and args.outlier_bits:
+        print(f"{PROGRAM}: {int((~data['offset_sample']).sum())} training-split stars left out of "
+              f"the offsets as self-cleaning outliers (bits {args.outlier_bits} of {results_dir})",
+              flush=True)
     n_stars = data["estimate"].shape[0]
     if n_stars < args.min_stars:
         raise CalibrationError(f"{args.stars}: {n_stars} usable training-split stars, fewer than "
@@ -309,6 +347,18 @@ def run(args):
     return table
 
 
+def training_results_dir(args):
+    """The directory of xps_train's per-star results, or None (not used)."""
+    if args.training_results == "none":
+        return None
+    if args.training_results is not None:
+        if not os.path.isdir(args.training_results):
+            raise CalibrationError(f"{args.training_results}: no such training-results directory")
+        return args.training_results
+    beside_model = os.path.splitext(args.model)[0] + "_training"
+    return beside_model if os.path.isdir(beside_model) else None
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -321,9 +371,17 @@ def parse_args(argv):
                         help="interior log g edges of the cells [dex]")
     parser.add_argument("--min-stars", type=int, default=300,
                         help="a cell with fewer training stars takes the values of all stars")
+    parser.add_argument("--training-results", default=None,
+                        help="xps_train's per-star results (training_<L>_<pixel>.h5; default: "
+                             "MODEL_training beside the model when it exists; 'none': not used)")
+    parser.add_argument("--outlier-bits", type=int, default=4,
+                        help="offsets leave out stars whose training `outlier` bits share one with "
+                             "this (1 labels/parallax, 2 flux, 4 joint; 0: keep every star)")
     args = training_split.parse_common_arguments(parser, argv)
     if args.min_stars < 1:
         parser.error("--min-stars must be positive")
+    if not 0 <= args.outlier_bits <= 255:
+        parser.error("--outlier-bits must be 0-255")
     return args
 
 

@@ -3,7 +3,9 @@
 # star tables (labels, measured parallaxes) and uncalibrated catalogs whose estimates are
 # truth + offset + N(0, err^2 + floor^2) (5 % of them three times wider), parallaxes combined from
 # a spectrophotometric one with a known relative floor and the measured one. The tool must recover
-# the injected values, ignore the validation split and flagged stars (given garbage), leave cells
+# the injected values, ignore the validation split and flagged stars (given garbage), take the
+# offsets without the stars the training run's self-cleaning marked (bit 4, their log g shifted
+# like unresolved binaries; --training-results none shows the shift), leave cells
 # with too few stars at the global values, skip missing labels (no E prior), refuse a calibrated
 # catalog and name a missing file.
 # Needs no build: runs under ctest or as bash tests/integration/test_calibrate_tool.sh
@@ -41,6 +43,11 @@ for pixel in range(4):
     err = np.stack([rng.uniform(0.02, 0.06, n), rng.uniform(0.02, 0.05, n), rng.uniform(0.03, 0.08, n), rng.uniform(0.005, 0.02, n)], axis=1)
     width = np.sqrt(err ** 2 + floor[cell] ** 2) * np.where(rng.random((n, 1)) < 0.05, 3.0, 1.0)
     est = truth + offset[cell] + width * rng.standard_normal((n, 4))
+    # self-cleaning outliers (bit 4, joint rule) with log g biased low, as binaries are; bit 2 alone
+    # (flux rule) does not matter by default
+    joint_outlier = rng.random(n) < 0.1
+    est[joint_outlier, 2] -= 0.15
+    outlier_bits = np.where(joint_outlier, 4, 0) | np.where(rng.random(n) < 0.1, 2, 0)
     label = truth + label_err * rng.standard_normal((n, 4))
     label[rng.random(n) < 0.02, 3] = np.nan  # stars without an E prior: left out of E's fit only
     plx = rng.uniform(0.5, 3.0, n); plx_err = rng.uniform(0.01, 0.08, n)
@@ -62,6 +69,10 @@ for pixel in range(4):
             f[f"stars/labels/{name}"] = (label[:, k] * unit).astype(np.float32)
             f[f"stars/labels/{name}_err"] = (label_err[:, k] * unit).astype(np.float32)
         f["stars/parallax"] = measured.astype(np.float32); f["stars/parallax_error"] = plx_err.astype(np.float32)
+    os.makedirs(out + "/model_training", exist_ok=True)
+    with h5py.File(f"{out}/model_training/training_2_{pixel}.h5", "w") as f:
+        f["training/source_id"] = ids
+        f["training/outlier"] = outlier_bits.astype(np.uint8)
     with h5py.File(f"{out}/catalog/catalog_2_{pixel}.h5", "w") as f:
         g = f.create_group("catalog")
         g.attrs["parallax_zero_point"] = ZP; g.attrs["calibrated"] = np.int32(0)
@@ -71,8 +82,11 @@ for pixel in range(4):
 mean_sq = lambda a, b: (a * a + a * b + b * b) / 3
 mean_variance = [[mean_sq(0.02, 0.06) + mean_sq(0.08, 0.2), mean_sq(0.02, 0.05) + mean_sq(0.05, 0.2),
                   mean_sq(0.03, 0.08) + mean_sq(0.1, 0.3), mean_sq(0.005, 0.02) + mean_sq(0.02, 0.04)]] * 2
+# the floors keep every star: the marked stars' shift adds its variance to log g's
+outlier_variance = [0.0, 0.0, 0.1 * 0.9 * 0.15 ** 2, 0.0]
 json.dump(dict(offset=offset.tolist(), floor=floor.tolist(), parallax_floor=parallax_floor.tolist(),
-               mean_variance=mean_variance), open(out + "/injected.json", "w"))
+               mean_variance=mean_variance, outlier_variance=outlier_variance),
+          open(out + "/injected.json", "w"))
 EOF
 
 tool=("/usr/bin/python3" "$XPS_SOURCE/tools/calibrate_uncertainties.py")
@@ -97,10 +111,11 @@ for own, injected in [(1, 0), (3, 1)]:
     off, flo = c["offset"][own], c["floor"][own]
     n = c["stars"][own]
     for k in range(4):
-        total = inj["mean_variance"][injected][k] + inj["floor"][injected][k] ** 2
+        floor2 = inj["floor"][injected][k] ** 2 + inj["outlier_variance"][k]
+        total = inj["mean_variance"][injected][k] + floor2
         sigma_floor2 = 1.5 * np.sqrt(2 / n) * total
         assert abs(off[k] - inj["offset"][injected][k]) < 5 * np.sqrt(total / n), ("offset", own, k, off[k], inj["offset"][injected][k])
-        assert abs(flo[k] ** 2 - inj["floor"][injected][k] ** 2) < 4 * sigma_floor2, ("floor", own, k, flo[k], inj["floor"][injected][k], np.sqrt(sigma_floor2))
+        assert abs(flo[k] ** 2 - floor2) < 4 * sigma_floor2, ("floor", own, k, flo[k], np.sqrt(floor2), np.sqrt(sigma_floor2))
     frac = c["parallax_floor_frac"][own]
     assert abs(frac / inj["parallax_floor"][injected] - 1) < 0.15, ("parallax floor", own, frac)
 # the cells without their own values carry the fit of all stars: near the injected ones
@@ -110,6 +125,24 @@ for k in range(4):
 print("recovered", c["floor"][[1, 3]], c["parallax_floor_frac"][[1, 3]])
 EOF
 grep -q "written to .*model.h5 /calibration (2 of 4 cells" "$XPS_WORK/tool.log" || fail "summary line: $(tail -1 "$XPS_WORK/tool.log")"
+grep -q "left out of the offsets as self-cleaning outliers (bits 4 of $fake/model_training)" "$XPS_WORK/tool.log" \
+  || fail "the training results beside the model were not used: $(head -3 "$XPS_WORK/tool.log")"
+
+# Without the training results the marked stars pull the log g offsets low by ~0.1 x 0.15 dex.
+cp "$fake/model.h5" "$XPS_WORK/model_all.h5"
+"${tool[@]}" --model "$XPS_WORK/model_all.h5" --stars "$fake/stars" --catalogs "$fake/catalog" \
+  --teff-edges 5.0 --logg-edges 2.0 --min-stars 500 --training-results none > "$XPS_WORK/tool_all.log" 2>&1 \
+  || { cat "$XPS_WORK/tool_all.log"; fail "calibrate_uncertainties.py --training-results none exited $?"; }
+/usr/bin/python3 - "$fake" "$XPS_WORK/model_all.h5" <<'PY' || fail "--training-results none: log g offsets not pulled by the outliers"
+import json, sys
+import h5py
+inj = json.load(open(sys.argv[1] + "/injected.json"))
+with h5py.File(sys.argv[2]) as m:
+    offset = m["calibration/offset"][...]
+for own, injected in [(1, 0), (3, 1)]:
+    shift = offset[own][2] - inj["offset"][injected][2]
+    assert -0.025 < shift < -0.008, ("log g offset shift", own, shift)
+PY
 
 # A catalog that is already calibrated, and a missing one: exit status 2 naming the file.
 refused() {  # refused NAME PATTERN: the tool on $XPS_WORK/calibrated exits 2 with PATTERN in its output
@@ -125,4 +158,14 @@ victim="$XPS_WORK/calibrated/catalog_2_1.h5"
 refused calibrated_catalog "catalog_2_1.h5: already calibrated"
 rm "$victim"
 refused missing_catalog "catalog_2_1.h5"
-echo "ok: offsets, floors and the parallax floor recovered per cell; validation split and flagged stars ignored; small cells take the global fit; bad catalogs named"
+
+# Training results whose rows are not the star table's: exit 2 naming the file.
+/usr/bin/python3 -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); f['training/source_id'][0] += 1" \
+  "$fake/model_training/training_2_3.h5"
+set +e
+"${tool[@]}" --model "$fake/model.h5" --stars "$fake/stars" --catalogs "$fake/catalog" > "$XPS_WORK/bad_results.log" 2>&1
+status=$?
+set -e
+[[ $status -eq 2 ]] && grep -q "training_2_3.h5: rows are not those of" "$XPS_WORK/bad_results.log" \
+  || fail "mismatched training results: exit $status, $(cat "$XPS_WORK/bad_results.log")"
+echo "ok: offsets, floors and the parallax floor recovered per cell; validation split and flagged stars ignored; offsets without the self-cleaning outliers; small cells take the global fit; bad catalogs and training results named"
