@@ -9,10 +9,12 @@ bright stars 1.3-1.7 times too wide. This tool measures them on what a real surv
 training split (the stars tools/validate.py does not use), per cell of (Teff, log g) of the estimate:
 
   Teff, [Fe/H], log g, E:  d = estimate - label ~ N(offset, err^2 + label_err^2 + floor^2)
-  parallax:                d = estimate - (parallax_obs - zp) ~ N(0, a err^2 + a^2 (f^2 parallax^2 + parallax_err^2))
+  parallax:                p_sp - (parallax_obs - zp) ~ N(c p, s^2 + parallax_err^2 + f^2 p^2)
 
-with a = 1 - err^2 / parallax_err^2 the spectrum's share of the parallax information and f the
-relative error of the spectrophotometric parallax. Each is a maximum-likelihood fit in which the
+p_sp, s: the spectrophotometric parallax and its Fisher error, taken back out of the joint estimate
+(whose parallax is their precision-weighted mean with the measured one: 1/err^2 = 1/s^2 +
+1/parallax_err^2), p the joint estimate (the precise one, as scale); c the relative offset of p_sp,
+f its relative error beyond s. Each is a maximum-likelihood fit in which the
 estimates' errors have a second component of the same centre, three times as wide (binaries, stars
 the model cannot describe), and the reference (label, measured parallax) its stated Gaussian noise,
 so the floor is that of the bulk. The offsets leave out the stars the training run's self-cleaning
@@ -20,9 +22,11 @@ marked (joint criterion by default; xps_train's MODEL_training/ results): unreso
 fifth of the mock's stars, have log g estimates biased low and otherwise set the offsets, leaving
 single stars' log g pulls at a median of +0.2. The floors keep every star (without the binaries
 they come out too small for the whole sample). Cells with fewer than --min-stars stars take the values of all stars together.
-xps_infer then subtracts the offsets and adds the floors (docs/inference.md, "Calibration";
-include/xpstellar/uncertainty_calibration.hpp); the parallax gets no offset (binaries, which a
-survey cannot tell apart, would set it).
+xps_infer then subtracts the offsets and adds the floors, and combines p_sp - c p, with variance
+s^2 + (f p)^2, with the measured parallax afresh (docs/inference.md, "Calibration";
+include/xpstellar/uncertainty_calibration.hpp). The fit's own combination trusts the spectrum's
+parallax with its Fisher error, 2-3 times too small: on the mock the joint parallaxes of bright
+stars were less accurate than the measured ones they started from.
 
 The fits need catalogs of the training split made without a calibration: the tool runs xps_infer
 (--inference.calibrate false) on the star tables, or takes them from --catalogs. The result goes
@@ -184,28 +188,79 @@ def centre_and_floor(data, rows, k):
                              None, np.median(data["error"][rows, k]))
 
 
-def spectrum_share(data):
-    share = 1.0 - data["error"][:, 4] ** 2 / data["parallax_err"] ** 2
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(share), np.clip(share, 0.0, 1.0), 1.0)
+SPECTRUM_SHARE_MIN = 1e-6  # below this share of the parallax information the spectrum has none
+FLOOR_PARALLAX_SNR_MIN = 10.0  # the parallax floor is fitted on stars with parallax / error above
 
 
 def parallax_usable(data):
     return np.isfinite(data["parallax"]) & np.isfinite(data["parallax_err"]) & (data["parallax_err"] > 0)
 
 
-def parallax_fit(data, rows):
-    """The relative floor of the spectrophotometric parallax over `rows`, or None (too few)."""
-    rows = rows & parallax_usable(data)
+def spectrophotometric_parallax(data):
+    """(p_sp, s^2, measured p - zp, its variance, has_spectrum) per star: the spectrum's parallax and
+    variance taken back out of the joint estimate (uncertainty_calibration.cpp does the same).
+    has_spectrum is False where a measured parallax carries all the information."""
+    estimate, variance = data["estimate"][:, 4], data["error"][:, 4] ** 2
+    measured = data["parallax"] - data["zero_point"]
+    measured_variance = data["parallax_err"] ** 2
+    usable = parallax_usable(data)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        room = measured_variance - variance
+        has_spectrum = ~usable | (room > SPECTRUM_SHARE_MIN * measured_variance)
+        decombined = usable & has_spectrum
+        spectro_variance = np.where(decombined, variance * measured_variance / room, variance)
+        spectro = np.where(decombined, estimate + (estimate - measured) * spectro_variance / measured_variance,
+                           estimate)
+    return spectro, spectro_variance, measured, measured_variance, has_spectrum
+
+
+def parallax_fit(data, rows, offset_rows=None):
+    """(relative offset c over `offset_rows`, relative floor f over `rows`) of the spectrophotometric
+    parallax, or None (too few stars with a measured parallax)."""
+    spectro, spectro_variance, measured, measured_variance, has_spectrum = spectrophotometric_parallax(data)
+    usable = parallax_usable(data) & has_spectrum & (data["estimate"][:, 4] > 0)
+    rows = rows & usable
     if rows.sum() < MIN_FIT_STARS:
         return None
-    a = spectrum_share(data)[rows]
-    estimate = data["estimate"][rows, 4]
-    deviation = estimate - (data["parallax"][rows] - data["zero_point"])
-    # deviation = a (spectrophotometric parallax - measured): a^2 var_sp = a err^2 (err: the fit's)
-    _, frac = fit_two_component(deviation, a * data["error"][rows, 4] ** 2,
-                                a ** 2 * data["parallax_err"][rows] ** 2, a * estimate, 1.0)
-    return frac
+    # in units of the joint estimate: precise, positive (the fit's parameter is ln parallax), and
+    # unlike p_sp not noisy enough to skew the ratio
+    scale_parallax = data["estimate"][:, 4]
+    relative = (spectro - measured) / scale_parallax
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own_variance = spectro_variance / scale_parallax ** 2
+        reference_variance = measured_variance / scale_parallax ** 2
+    scale = np.median(np.sqrt(own_variance[rows]))
+    centre_rows = rows
+    if offset_rows is not None and (offset_rows & rows).sum() >= MIN_FIT_STARS:
+        centre_rows = offset_rows & rows
+    centre, _ = fit_two_component(relative[centre_rows], own_variance[centre_rows],
+                                  reference_variance[centre_rows], None, scale)
+    # Only where the measurement can tell: with a noisy measurement the width is that of its own
+    # noise whatever f is, and such stars would pull the robust width towards 1.
+    telling = rows & (reference_variance < FLOOR_PARALLAX_SNR_MIN ** -2)
+    if telling.sum() < MIN_FIT_STARS:
+        telling = rows
+    floor = robust_floor(relative[telling] - centre, own_variance[telling] + reference_variance[telling])
+    return centre, floor
+
+
+def robust_floor(deviation, variance):
+    """The f >= 0 for which deviation / sqrt(variance + f^2) has a robust sd of 1.
+
+    Not the mixture fit's floor: the spectrophotometric parallaxes' errors are so heavy-tailed that
+    the fit gave their bulk a floor of 0-9 % and half of them to its broad component, and catalogs
+    of the spectrum alone then had pulls 1.6 wide."""
+    def width(f):
+        return validate.robust_std(deviation / np.sqrt(variance + f * f))
+    if width(0.0) <= 1.0:
+        return 0.0
+    low, high = 0.0, 2.0 * validate.robust_std(deviation)
+    while width(high) > 1.0:
+        high *= 2.0
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if width(middle) > 1.0 else (low, middle)
+    return 0.5 * (low + high)
 
 
 def cell_index(teff_kK, logg, teff_edges, logg_edges):
@@ -218,13 +273,13 @@ def calibrate(data, teff_edges, logg_edges, min_stars):
     cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], teff_edges, logg_edges)
     everyone = np.ones(cell.size, dtype=bool)
     offset, floor = np.zeros((cells, 4)), np.zeros((cells, 4))
-    parallax_floor, stars = np.zeros(cells), np.zeros(cells)
+    parallax_offset, parallax_floor, stars = np.zeros(cells), np.zeros(cells), np.zeros(cells)
     global_values = [label_fit(data, everyone, k) for k in range(4)]
     for (name, *_), value in zip(LABELS, global_values):
         if value is None:
             raise CalibrationError(f"fewer than {MIN_FIT_STARS} training-split stars with a {name} label")
-    global_parallax = parallax_fit(data, everyone)
-    global_parallax = 0.0 if global_parallax is None else global_parallax  # no parallaxes: no term
+    global_parallax = parallax_fit(data, everyone, data["offset_sample"])
+    global_parallax = (0.0, 0.0) if global_parallax is None else global_parallax  # no parallaxes: no term
     for c in range(cells):
         rows = cell == c
         own = rows.sum() >= min_stars
@@ -232,12 +287,13 @@ def calibrate(data, teff_edges, logg_edges, min_stars):
         for k in range(4):
             value = label_fit(data, rows, k) if own else None
             offset[c, k], floor[c, k] = global_values[k] if value is None else value
-        value = parallax_fit(data, rows) if own else None
-        parallax_floor[c] = global_parallax if value is None else value
-    return dict(offset=offset, floor=floor, parallax_floor_frac=parallax_floor, stars=stars,
+        value = parallax_fit(data, rows, data["offset_sample"]) if own else None
+        parallax_offset[c], parallax_floor[c] = global_parallax if value is None else value
+    return dict(offset=offset, floor=floor, parallax_offset_frac=parallax_offset,
+                parallax_floor_frac=parallax_floor, stars=stars,
                 teff_edges_kK=np.asarray(teff_edges, float), logg_edges=np.asarray(logg_edges, float),
                 global_offset=[g[0] for g in global_values], global_floor=[g[1] for g in global_values],
-                global_parallax_floor_frac=global_parallax)
+                global_parallax_offset_frac=global_parallax[0], global_parallax_floor_frac=global_parallax[1])
 
 
 def apply(table, data):
@@ -248,23 +304,32 @@ def apply(table, data):
     variance = data["error"] ** 2
     estimate[:, :4] -= table["offset"][cell]
     variance[:, :4] += table["floor"][cell] ** 2
-    share = np.where(parallax_usable(data), spectrum_share(data), 1.0)
-    variance[:, 4] += (share * table["parallax_floor_frac"][cell] * estimate[:, 4]) ** 2
+    spectro, spectro_variance, measured, measured_variance, has_spectrum = spectrophotometric_parallax(data)
+    spectro = spectro - table["parallax_offset_frac"][cell] * data["estimate"][:, 4]
+    spectro_variance = spectro_variance + (table["parallax_floor_frac"][cell] * data["estimate"][:, 4]) ** 2
+    usable = parallax_usable(data)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        combined_variance = 1.0 / (1.0 / spectro_variance + 1.0 / measured_variance)
+        combined = combined_variance * (spectro / spectro_variance + measured / measured_variance)
+    estimate[:, 4] = np.where(usable, combined, spectro)
+    variance[:, 4] = np.where(usable, combined_variance, spectro_variance)
+    keep = ~has_spectrum  # the measurement alone: unchanged
+    estimate[keep, 4], variance[keep, 4] = data["estimate"][keep, 4], data["error"][keep, 4] ** 2
     return estimate, np.sqrt(variance)
 
 
 def label_consistency(data, estimate, error):
-    """Robust sd of (estimate - label) / sqrt(err^2 + label_err^2) per label, and of the parallax
-    residual against its predicted width (needs no truth)."""
+    """Robust sd of (estimate - label) / sqrt(err^2 + label_err^2) per label, and of the
+    spectrophotometric parallax against the measured one (needs no truth)."""
     out = []
     for k in range(4):
         z = (estimate[:, k] - data["label"][:, k]) / np.sqrt(error[:, k] ** 2 + data["label_err"][:, k] ** 2)
         out.append(validate.robust_std(z[np.isfinite(z)]))
-    use = parallax_usable(data)
-    residual = estimate[use, 4] - (data["parallax"][use] - data["zero_point"])
-    variance = data["parallax_err"][use] ** 2 - data["error"][use, 4] ** 2  # of the fit's own errors
-    added = error[use, 4] ** 2 - data["error"][use, 4] ** 2  # the calibration's (a f parallax)^2
-    z = residual / np.sqrt(np.maximum(variance + added, 1e-30))
+    # The spectrophotometric parallax the estimate was combined from, against the measured one.
+    spectro, spectro_variance, measured, measured_variance, has_spectrum = spectrophotometric_parallax(
+        dict(data, estimate=estimate, error=error))
+    use = parallax_usable(data) & has_spectrum
+    z = (spectro[use] - measured[use]) / np.sqrt(spectro_variance[use] + measured_variance[use])
     out.append(validate.robust_std(z[np.isfinite(z)]))
     return out
 
@@ -276,7 +341,7 @@ def write_table(model_path, table):
         group = handle.create_group("calibration")
         for name, unit in [("teff_edges_kK", "kK"), ("logg_edges", "dex"),
                            ("offset", "kK, dex, dex, mag"), ("floor", "kK, dex, dex, mag"),
-                           ("parallax_floor_frac", ""), ("stars", "")]:
+                           ("parallax_offset_frac", ""), ("parallax_floor_frac", ""), ("stars", "")]:
             dataset = group.create_dataset(name, data=np.asarray(table[name], dtype=np.float64),
                                            track_times=False)
             dataset.attrs["units"] = unit
@@ -290,9 +355,10 @@ def report(table, before, after, n_stars):
         f"{n} {o:+.4g} {u}" for n, o, u in zip(names, table["global_offset"], UNITS)))
     lines.append("             floor  " + ", ".join(
         f"{n} {f:.4g} {u}" for n, f, u in zip(names, table["global_floor"], UNITS))
-        + f", parallax {100 * table['global_parallax_floor_frac']:.3g} % of the spectrophotometric parallax")
+        + f", parallax {100 * table['global_parallax_floor_frac']:.3g} % of the spectrophotometric parallax"
+        + f" (offset {100 * table['global_parallax_offset_frac']:+.3g} %)")
     lines.append("  cell (Teff kK, log g)          stars  offset Teff  [Fe/H]   log g      E   "
-                 "floor Teff  [Fe/H]  log g      E   parallax %")
+                 "floor Teff  [Fe/H]  log g      E   parallax offset, floor %")
     teff_edges = [-np.inf] + list(table["teff_edges_kK"]) + [np.inf]
     logg_edges = [-np.inf] + list(table["logg_edges"]) + [np.inf]
     c = 0
@@ -302,10 +368,11 @@ def report(table, before, after, n_stars):
                 o, f = table["offset"][c], table["floor"][c]
                 lines.append(f"  [{teff_edges[i]:>4g},{teff_edges[i+1]:<4g}) x [{logg_edges[j]:>4g},{logg_edges[j+1]:<4g})"
                              f" {int(table['stars'][c]):>7d}  {o[0]:+.4f} {o[1]:+.4f} {o[2]:+.4f} {o[3]:+.4f}"
-                             f"  {f[0]:.4f} {f[1]:.4f} {f[2]:.4f} {f[3]:.4f}  {100 * table['parallax_floor_frac'][c]:6.2f}")
+                             f"  {f[0]:.4f} {f[1]:.4f} {f[2]:.4f} {f[3]:.4f}  {100 * table['parallax_offset_frac'][c]:+6.2f}"
+                             f" {100 * table['parallax_floor_frac'][c]:6.2f}")
             c += 1
-    lines.append("  robust sd of (estimate - label) / sqrt(err^2 + label_err^2) and of the parallax "
-                 "residual against its width, before -> after:")
+    lines.append("  robust sd of (estimate - label) / sqrt(err^2 + label_err^2) and of the spectrophotometric "
+                 "parallax against the measured one, before -> after:")
     lines.append("    " + ", ".join(f"{n} {b:.3f} -> {a:.3f}"
                                     for n, b, a in zip(names + ["parallax"], before, after)))
     return "\n".join(lines)

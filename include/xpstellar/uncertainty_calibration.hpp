@@ -7,14 +7,20 @@
 // model file (/calibration); xps_infer applies them to every star it writes:
 //
 //   Teff, [Fe/H], log g, E:  estimate -= offset[cell],  covariance(k, k) += floor[cell]^2
-//   parallax:                covariance(4, 4) += (a * parallax_floor_frac[cell] * parallax)^2
+//   parallax:                p_sp -> p_sp - c p,  s^2 -> s^2 + (f p)^2, combined afresh with the
+//                            measured parallax (p the fit's parallax, c = parallax_offset_frac[cell],
+//                            f = parallax_floor_frac[cell])
 //
-// where a = share of the parallax information that came from the spectrum: the spectrophotometric
-// parallax is what the model error makes wrong, and the estimate leans on it with weight a
-// (1 without a parallax measurement). The added terms are independent per parameter, so the
-// covariance stays positive semidefinite and its inverse is taken as the Fisher one is.
+// The fit's parallax is the precision-weighted mean of the spectrophotometric parallax p_sp (Fisher
+// variance s^2) and the measured one, so both come back out of it exactly: 1/s^2 = 1/variance -
+// 1/parallax_error^2. The fit trusts p_sp with s, 2-3 times too small for a model-limited spectrum;
+// recombined with its calibrated error, the parallax leans on the measurement as much as it
+// deserves. The parallax row and column of the covariance are rescaled to the new variance
+// (correlations kept), the floors are added on the diagonal: the covariance stays positive
+// semidefinite and its inverse is taken as the Fisher one is.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -33,6 +39,7 @@ struct UncertaintyCalibration {
   // Per cell, row-major with log g fastest: cells() rows.
   std::vector<double> offset;               // [cells x 4] subtracted from the estimates
   std::vector<double> floor;                // [cells x 4] added in quadrature to the errors
+  std::vector<double> parallax_offset_frac; // [cells] offset of the spectrophotometric parallax / parallax
   std::vector<double> parallax_floor_frac;  // [cells] relative error of the spectrophotometric parallax
   std::vector<double> stars;                // [cells] training stars the cell's values came from (0: global)
 
@@ -43,10 +50,22 @@ struct UncertaintyCalibration {
 // What is wrong with `calibration` (sizes, order of edges, negative or non-finite values), or "".
 std::string calibration_problem(const UncertaintyCalibration& calibration);
 
+// The parallax measurement a star's fit used: zero point subtracted; error <= 0 or non-finite
+// (or a non-finite value): none.
+struct MeasuredParallax {
+  double value = 0;  // mas
+  double error = 0;  // mas
+  bool usable() const { return std::isfinite(value) && std::isfinite(error) && error > 0; }
+};
+
+// Below this share of the parallax information (relative to the measurement's) the spectrum has
+// none: the parallax is left as the fit wrote it.
+inline constexpr double spectrum_information_min = 1e-6;
+
 // Calibrates one star in the catalog's parameters (Teff kK, [Fe/H], log g, E, parallax mas).
-// `parallax_error` is the measured parallax's error the fit used (<= 0 or non-finite: none).
-// The covariance is updated; the caller recomputes errors and the inverse covariance.
+// The covariance is the fit's (Fisher, with the measurement); it is updated and the caller
+// recomputes errors and the inverse covariance.
 void calibrate_star(const UncertaintyCalibration& calibration, double* estimate,
-                    Eigen::Matrix<double, 5, 5>& covariance, double parallax_error);
+                    Eigen::Matrix<double, 5, 5>& covariance, MeasuredParallax measured);
 
 }  // namespace xps

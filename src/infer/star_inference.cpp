@@ -51,7 +51,8 @@ void InferenceWorker::write_fit(const InferenceStar& star, const StarFit& fit, s
   const double parallax_error = star.has_parallax ? star.parallax_error : 0.0;
   StarUncertainty u = fisher_uncertainty(m_loss.whitened_catalog_jacobian(star, p), parallax_error);
   if (m_context.calibration) {
-    calibrate_star(*m_context.calibration, estimate, u.covariance, parallax_error);
+    calibrate_star(*m_context.calibration, estimate, u.covariance,
+                   MeasuredParallax{star.parallax, parallax_error});
     u = uncertainty_of_covariance(u.covariance);
   }
   for (int k = 0; k < catalog_parameters; ++k) {

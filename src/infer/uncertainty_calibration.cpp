@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 namespace xps {
 
@@ -37,35 +38,70 @@ std::string calibration_problem(const UncertaintyCalibration& c) {
   const std::string expected = std::to_string(cells) + " cells = (teff edges + 1) x (logg edges + 1)";
   if (c.offset.size() != cells * calibrated_labels) return "offset is not [" + expected + " x 4]";
   if (c.floor.size() != cells * calibrated_labels) return "floor is not [" + expected + " x 4]";
+  if (c.parallax_offset_frac.size() != cells) return "parallax_offset_frac is not [" + expected + "]";
   if (c.parallax_floor_frac.size() != cells) return "parallax_floor_frac is not [" + expected + "]";
   if (c.stars.size() != cells) return "stars is not [" + expected + "]";
   if (!std::all_of(c.offset.begin(), c.offset.end(), [](double v) { return std::isfinite(v); }))
     return "offset holds non-finite values";
+  if (!std::all_of(c.parallax_offset_frac.begin(), c.parallax_offset_frac.end(),
+                   [](double v) { return std::isfinite(v); }))
+    return "parallax_offset_frac holds non-finite values";
   if (!non_negative_and_finite(c.floor)) return "floor must be finite and non-negative";
   if (!non_negative_and_finite(c.parallax_floor_frac))
     return "parallax_floor_frac must be finite and non-negative";
   return "";
 }
 
+namespace {
+
+// The parallax recombined from the spectrophotometric one, calibrated, and the measurement:
+// (estimate, variance), or the input where the spectrum carries no parallax information.
+std::pair<double, double> recombined_parallax(double parallax, double variance, MeasuredParallax measured,
+                                              double offset_frac, double floor_frac) {
+  double spectro = parallax, spectro_variance = variance;
+  const bool has_measurement = measured.usable();
+  if (has_measurement) {
+    // The marginal information is the spectrum's plus the measurement's (which informs the
+    // parallax alone): take the measurement back out.
+    const double measured_variance = measured.error * measured.error;
+    const double room = measured_variance - variance;
+    if (!(room > spectrum_information_min * measured_variance)) return {parallax, variance};
+    spectro_variance = variance * measured_variance / room;
+    spectro = parallax + (parallax - measured.value) * spectro_variance / measured_variance;
+  }
+  // The fit's parallax is the scale: precise, and what tools/calibrate_uncertainties.py used.
+  spectro -= offset_frac * parallax;
+  const double spectro_floor = floor_frac * parallax;
+  spectro_variance += spectro_floor * spectro_floor;
+  if (!has_measurement) return {spectro, spectro_variance};
+  const double measured_information = 1.0 / (measured.error * measured.error);
+  const double combined_variance = 1.0 / (1.0 / spectro_variance + measured_information);
+  return {combined_variance * (spectro / spectro_variance + measured.value * measured_information),
+          combined_variance};
+}
+
+}  // namespace
+
 void calibrate_star(const UncertaintyCalibration& calibration, double* estimate,
-                    Eigen::Matrix<double, 5, 5>& covariance, double parallax_error) {
+                    Eigen::Matrix<double, 5, 5>& covariance, MeasuredParallax measured) {
   const std::size_t cell = calibration.cell_of(estimate[0], estimate[2]);
   const double* offset = &calibration.offset[cell * calibrated_labels];
   const double* floor = &calibration.floor[cell * calibrated_labels];
+  const double variance = covariance(4, 4);
+  const auto [parallax, parallax_variance] =
+      recombined_parallax(estimate[4], variance, measured, calibration.parallax_offset_frac[cell],
+                          calibration.parallax_floor_frac[cell]);
+  estimate[4] = parallax;
+  if (variance > 0) {
+    const double scale = std::sqrt(parallax_variance / variance);
+    covariance.row(4) *= scale;
+    covariance.col(4) *= scale;
+  }
+  covariance(4, 4) = parallax_variance;
   for (int k = 0; k < calibrated_labels; ++k) {
     estimate[k] -= offset[k];
     covariance(k, k) += floor[k] * floor[k];
   }
-  // The marginal parallax information is the spectrum's plus 1 / parallax_error^2 (the measurement
-  // informs the parallax alone), so the spectrum's share is what remains of 1 / variance.
-  double spectrum_share = 1.0;
-  if (std::isfinite(parallax_error) && parallax_error > 0) {
-    const double variance = covariance(4, 4);
-    const double measurement_information = 1.0 / (parallax_error * parallax_error);
-    spectrum_share = std::clamp(1.0 - variance * measurement_information, 0.0, 1.0);
-  }
-  const double spectrum_error = spectrum_share * calibration.parallax_floor_frac[cell] * estimate[4];
-  covariance(4, 4) += spectrum_error * spectrum_error;
 }
 
 }  // namespace xps

@@ -59,8 +59,9 @@ void visit_columns(Rows& rows, Visit&& visit) {
   visit(ColumnInfo{"dec", 1, "deg", "declination, ICRS (from the star table)"}, rows.dec);
   visit(ColumnInfo{"stellar_params_est", p, parameter_units,
                    "estimates of Teff, [Fe/H], logg, E (extinction amplitude), parallax at the "
-                   "optimum of the inference loss, less the calibration offsets if /catalog@calibrated "
-                   "is 1; NaN when not fitted"},
+                   "optimum of the inference loss; if /catalog@calibrated is 1, less the "
+                   "calibration offsets and with the parallax recombined from the calibrated "
+                   "spectrophotometric one and the measured one; NaN when not fitted"},
         rows.stellar_params_est);
   visit(ColumnInfo{"stellar_params_err", p, parameter_units,
                    "1-sigma uncertainties: square roots of the diagonal of "
@@ -91,8 +92,9 @@ void visit_columns(Rows& rows, Visit&& visit) {
                    "upper triangle, row-major: (0,0) (0,1) ... (0,4) (1,1) ... (4,4)"},
         rows.stellar_params_icov_triu);
   visit(ColumnInfo{"stellar_params_cov_triu", t, "unit_i unit_j",
-                   "covariance of stellar_params_est (inverse of the Fisher matrix, plus the "
-                   "calibration's error floors if /catalog@calibrated is 1), packed upper "
+                   "covariance of stellar_params_est (inverse of the Fisher matrix; if "
+                   "/catalog@calibrated is 1, plus the calibration's error floors and with the "
+                   "recombined parallax's variance, correlations kept), packed upper "
                    "triangle, row-major: (0,0) (0,1) ... (0,4) (1,1) ... (4,4)"},
         rows.stellar_params_cov_triu);
   visit(ColumnInfo{"chi2_dof", 1, "",

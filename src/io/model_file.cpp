@@ -250,6 +250,7 @@ void write_calibration_group(h5::File& file, const UncertaintyCalibration& c) {
   write_array(file, "calibration/logg_edges", {c.logg_edges.size()}, c.logg_edges, "dex");
   write_array(file, "calibration/offset", {cells, calibrated_labels}, c.offset, "kK, dex, dex, mag");
   write_array(file, "calibration/floor", {cells, calibrated_labels}, c.floor, "kK, dex, dex, mag");
+  write_array(file, "calibration/parallax_offset_frac", {cells}, c.parallax_offset_frac, "");
   write_array(file, "calibration/parallax_floor_frac", {cells}, c.parallax_floor_frac, "");
   write_array(file, "calibration/stars", {cells}, c.stars, "");
 }
@@ -385,6 +386,10 @@ UncertaintyCalibration read_calibration(const h5::File& file) {
   c.floor = read_array(file, "calibration/floor", 2).values;
   c.parallax_floor_frac = read_array(file, "calibration/parallax_floor_frac", 1).values;
   c.stars = read_array(file, "calibration/stars", 1).values;
+  // Tables written before 2026-12-05 have no parallax offset.
+  c.parallax_offset_frac = file.has("calibration/parallax_offset_frac")
+                               ? read_array(file, "calibration/parallax_offset_frac", 1).values
+                               : std::vector<double>(c.parallax_floor_frac.size(), 0.0);
   return c;
 }
 

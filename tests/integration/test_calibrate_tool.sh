@@ -2,10 +2,11 @@
 # tools/calibrate_uncertainties.py on a fake labelled survey with known offsets and floors per cell:
 # star tables (labels, measured parallaxes) and uncalibrated catalogs whose estimates are
 # truth + offset + N(0, err^2 + floor^2) (5 % of them three times wider), parallaxes combined from
-# a spectrophotometric one with a known relative floor and the measured one. The tool must recover
-# the injected values, ignore the validation split and flagged stars (given garbage), take the
-# offsets without the stars the training run's self-cleaning marked (bit 4, their log g shifted
-# like unresolved binaries; --training-results none shows the shift), leave cells
+# a spectrophotometric one with a known relative offset and floor and the measured one. The tool
+# must recover the injected values, ignore the validation split and flagged stars (given garbage),
+# take the offsets without the stars the training run's self-cleaning marked (bit 4, their log g
+# shifted low and their spectrophotometric parallax high, like unresolved binaries;
+# --training-results none shows the shifts), leave cells
 # with too few stars at the global values, skip missing labels (no E prior), refuse a calibrated
 # catalog and name a missing file.
 # Needs no build: runs under ctest or as bash tests/integration/test_calibrate_tool.sh
@@ -29,6 +30,8 @@ ZP = -0.017
 offset = np.array([[0.030, -0.020, 0.050, 0.010], [-0.040, 0.030, -0.060, -0.005]])
 floor = np.array([[0.030, 0.040, 0.060, 0.008], [0.060, 0.020, 0.030, 0.015]])
 parallax_floor = np.array([0.08, 0.20])
+parallax_offset = np.array([-0.05, 0.03])  # spectrophotometric parallax = true (1 + offset) + noise
+OUTLIER_PARALLAX = 1.05  # the marked stars' spectrophotometric parallaxes are 5 % larger still
 with h5py.File(out + "/model.h5", "w") as m:
     m.create_group("model").attrs["schema_version"] = 1
 for pixel in range(4):
@@ -53,7 +56,8 @@ for pixel in range(4):
     plx = rng.uniform(0.5, 3.0, n); plx_err = rng.uniform(0.01, 0.08, n)
     measured = plx + ZP + plx_err * rng.standard_normal(n)
     sp_err = plx * rng.uniform(0.03, 0.1, n)
-    sp = plx + np.sqrt(sp_err ** 2 + (parallax_floor[cell] * plx) ** 2) * rng.standard_normal(n)
+    sp = plx * (1 + parallax_offset[cell]) + np.sqrt(sp_err ** 2 + (parallax_floor[cell] * plx) ** 2) * rng.standard_normal(n)
+    sp[joint_outlier] *= OUTLIER_PARALLAX
     a = plx_err ** 2 / (sp_err ** 2 + plx_err ** 2)
     plx_est = a * sp + (1 - a) * (measured - ZP)
     plx_est_err = np.sqrt(1 / (1 / sp_err ** 2 + 1 / plx_err ** 2))
@@ -85,6 +89,7 @@ mean_variance = [[mean_sq(0.02, 0.06) + mean_sq(0.08, 0.2), mean_sq(0.02, 0.05) 
 # the floors keep every star: the marked stars' shift adds its variance to log g's
 outlier_variance = [0.0, 0.0, 0.1 * 0.9 * 0.15 ** 2, 0.0]
 json.dump(dict(offset=offset.tolist(), floor=floor.tolist(), parallax_floor=parallax_floor.tolist(),
+               parallax_offset=parallax_offset.tolist(),
                mean_variance=mean_variance, outlier_variance=outlier_variance),
           open(out + "/injected.json", "w"))
 EOF
@@ -118,17 +123,23 @@ for own, injected in [(1, 0), (3, 1)]:
         assert abs(flo[k] ** 2 - floor2) < 4 * sigma_floor2, ("floor", own, k, flo[k], np.sqrt(floor2), np.sqrt(sigma_floor2))
     frac = c["parallax_floor_frac"][own]
     assert abs(frac / inj["parallax_floor"][injected] - 1) < 0.15, ("parallax floor", own, frac)
+    # xps_infer subtracts offset x parallax from the spectrophotometric parallax
+    # (the relative deviations' sd is about the floor plus 0.05: four standard errors allowed)
+    tolerance = 4 * (inj["parallax_floor"][injected] + 0.05) / np.sqrt(0.9 * n)
+    assert abs(c["parallax_offset_frac"][own] - inj["parallax_offset"][injected]) < tolerance, \
+        ("parallax offset", own, c["parallax_offset_frac"][own], tolerance)
 # the cells without their own values carry the fit of all stars: near the injected ones
 for k in range(4):
     lo, hi = sorted([inj["floor"][0][k], inj["floor"][1][k]])
     assert 0.5 * lo < c["floor"][0][k] < 2 * hi and c["floor"][0][k] == c["floor"][2][k], ("global floor", k, c["floor"][0][k])
-print("recovered", c["floor"][[1, 3]], c["parallax_floor_frac"][[1, 3]])
+print("recovered", c["floor"][[1, 3]], c["parallax_offset_frac"][[1, 3]], c["parallax_floor_frac"][[1, 3]])
 EOF
 grep -q "written to .*model.h5 /calibration (2 of 4 cells" "$XPS_WORK/tool.log" || fail "summary line: $(tail -1 "$XPS_WORK/tool.log")"
 grep -q "left out of the offsets as self-cleaning outliers (bits 4 of $fake/model_training)" "$XPS_WORK/tool.log" \
   || fail "the training results beside the model were not used: $(head -3 "$XPS_WORK/tool.log")"
 
-# Without the training results the marked stars pull the log g offsets low by ~0.1 x 0.15 dex.
+# Without the training results the marked stars pull the log g offsets low by ~0.1 x 0.15 dex and
+# the parallax offsets up by ~0.1 x 0.05.
 cp "$fake/model.h5" "$XPS_WORK/model_all.h5"
 "${tool[@]}" --model "$XPS_WORK/model_all.h5" --stars "$fake/stars" --catalogs "$fake/catalog" \
   --teff-edges 5.0 --logg-edges 2.0 --min-stars 500 --training-results none > "$XPS_WORK/tool_all.log" 2>&1 \
@@ -139,9 +150,14 @@ import h5py
 inj = json.load(open(sys.argv[1] + "/injected.json"))
 with h5py.File(sys.argv[2]) as m:
     offset = m["calibration/offset"][...]
+    parallax_offset = m["calibration/parallax_offset_frac"][...]
+with h5py.File(sys.argv[1] + "/model.h5") as m:
+    clean_parallax_offset = m["calibration/parallax_offset_frac"][...]
 for own, injected in [(1, 0), (3, 1)]:
     shift = offset[own][2] - inj["offset"][injected][2]
     assert -0.025 < shift < -0.008, ("log g offset shift", own, shift)
+    shift = parallax_offset[own] - clean_parallax_offset[own]
+    assert 0.002 < shift < 0.008, ("parallax offset shift", own, shift)
 PY
 
 # A catalog that is already calibrated, and a missing one: exit status 2 naming the file.

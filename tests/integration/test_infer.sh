@@ -174,10 +174,10 @@ infer_selected "$XPS_WORK/cat_uncal" --inference.calibrate false > "$XPS_WORK/in
 import sys, glob, os, h5py, numpy as np
 work = sys.argv[1]
 with h5py.File(work + "/model_sel.h5") as m:
-    t = {k: m["calibration/" + k][...] for k in ("teff_edges_kK", "logg_edges", "offset", "floor", "parallax_floor_frac", "stars")}
+    t = {k: m["calibration/" + k][...] for k in ("teff_edges_kK", "logg_edges", "offset", "floor", "parallax_offset_frac", "parallax_floor_frac", "stars")}
 assert (t["stars"] > 0).any(), "no cell has its own values"
 assert (t["floor"] > 0).any() and (t["parallax_floor_frac"] > 0).any(), t
-checked = 0
+checked = recombined = 0
 for path in sorted(glob.glob(work + "/cat_cal/catalog_1_*.h5")):
     name = os.path.basename(path)
     with h5py.File(path) as cal, h5py.File(work + "/cat_uncal/" + name) as unc, \
@@ -193,13 +193,28 @@ for path in sorted(glob.glob(work + "/cat_cal/catalog_1_*.h5")):
         cell = np.digitize(est0[:, 0], t["teff_edges_kK"]) * (len(t["logg_edges"]) + 1) + np.digitize(est0[:, 2], t["logg_edges"])
         f = fitted
         assert np.allclose(est1[f, :4], est0[f, :4] - t["offset"][cell[f]], rtol=0, atol=2e-6 * (1 + np.abs(est0[f, :4]))), name
-        assert np.array_equal(est1[f, 4], est0[f, 4]), "the parallax gets no offset"
         assert np.allclose(err1[f, :4] ** 2, err0[f, :4] ** 2 + t["floor"][cell[f]] ** 2, rtol=1e-4, atol=1e-12), name
+        # The parallax: the spectrophotometric one taken out of the fit's, calibrated, and combined
+        # with the measurement afresh (no measurement: the spectrophotometric one calibrated).
         plx_err = s["stars/parallax_error"][...].astype(float)
-        share = np.clip(1 - err0[:, 4] ** 2 / plx_err ** 2, 0, 1)
-        share = np.where(np.isfinite(plx_err) & (plx_err > 0), share, 1.0)
-        expected = err0[:, 4] ** 2 + (share * t["parallax_floor_frac"][cell] * est0[:, 4]) ** 2
-        assert np.allclose(err1[f, 4] ** 2, expected[f], rtol=1e-3), name
+        measured = s["stars/parallax"][...].astype(float) - unc["catalog"].attrs["parallax_zero_point"]
+        has = np.isfinite(plx_err) & (plx_err > 0) & np.isfinite(measured)
+        v0, m2 = err0[:, 4] ** 2, plx_err ** 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            room = m2 - v0
+            s2 = np.where(has, v0 * m2 / room, v0)
+            sp = np.where(has, est0[:, 4] + (est0[:, 4] - measured) * s2 / m2, est0[:, 4])
+            sp = sp - t["parallax_offset_frac"][cell] * est0[:, 4]
+            s2 = s2 + (t["parallax_floor_frac"][cell] * est0[:, 4]) ** 2
+            v1 = np.where(has, 1 / (1 / s2 + 1 / m2), s2)
+            p1 = np.where(has, v1 * (sp / s2 + measured / m2), sp)
+        clear = f & (~has | (room > 1e-3 * m2))  # away from the no-spectral-information cut
+        assert np.allclose(est1[clear, 4], p1[clear], rtol=1e-4, atol=0), name
+        assert np.allclose(err1[clear, 4] ** 2, v1[clear], rtol=1e-3), name
+        assert (err1[f & has, 4] <= plx_err[f & has] * (1 + 1e-5)).all(), "a parallax less precise than its measurement"
+        kept = f & has & (room < 1e-7 * m2)
+        assert np.array_equal(est1[kept, 4], est0[kept, 4]), "the spectrum adds nothing: the fit's parallax"
+        recombined += clear.sum()
         iu = np.triu_indices(5)
         for r in np.flatnonzero(f)[:10]:
             cov = np.zeros((5, 5)); cov[iu] = cal["catalog/stellar_params_cov_triu"][r]; cov = cov + np.triu(cov, 1).T
@@ -208,7 +223,7 @@ for path in sorted(glob.glob(work + "/cat_cal/catalog_1_*.h5")):
             if np.linalg.cond(cov) < 1e4:
                 assert np.abs(cov @ icov - np.eye(5)).max() < 1e-2
         checked += f.sum()
-assert checked > 2800, checked
+assert checked > 2800 and recombined > 2800, (checked, recombined)
 PY
 
 # Choosing the model-error terms again removes the calibration made for the old ones.

@@ -115,6 +115,7 @@ void expect_identical(const xps::ModelFile& expected, const xps::ModelFile& actu
     EXPECT_EQ(c.logg_edges, d.logg_edges);
     EXPECT_EQ(c.offset, d.offset);
     EXPECT_EQ(c.floor, d.floor);
+    EXPECT_EQ(c.parallax_offset_frac, d.parallax_offset_frac);
     EXPECT_EQ(c.parallax_floor_frac, d.parallax_floor_frac);
     EXPECT_EQ(c.stars, d.stars);
   }
@@ -172,6 +173,7 @@ xps::UncertaintyCalibration two_by_three_calibration() {
       c.offset.push_back(0.01 * cell - 0.003 * k);
       c.floor.push_back(0.02 + 0.001 * (cell + k));
     }
+    c.parallax_offset_frac.push_back(0.01 * cell - 0.02);
     c.parallax_floor_frac.push_back(0.05 * cell);
     c.stars.push_back(100.0 * cell);
   }
@@ -211,6 +213,20 @@ TEST_F(ModelFileTest, CalibrationWithTheWrongShapeIsReportedOnReading) {
   xps::write_model_file(path("model.h5"), model);
   replace_dataset(path("model.h5"), "calibration/stars", {5}, {1, 2, 3, 4, 5});
   expect_read_error(path("model.h5"), "/calibration: stars is not [6 cells");
+}
+
+TEST_F(ModelFileTest, CalibrationWithoutParallaxOffsetsReadsZeroOffsets) {
+  xps::ModelFile model = xps::test::make_random_model_file({});
+  model.calibration = two_by_three_calibration();
+  xps::write_model_file(path("model.h5"), model);
+  {  // as tables written before the offsets were fitted
+    xps::h5::File h5file = xps::h5::File::open_read_write(path("model.h5"));
+    h5file.move_link("calibration/parallax_offset_frac", "old_parallax_offset_frac");
+  }
+  const xps::ModelFile back = xps::read_model_file(path("model.h5"));
+  ASSERT_TRUE(back.calibration.has_value());
+  EXPECT_EQ(back.calibration->parallax_offset_frac, std::vector<double>(6, 0.0));
+  EXPECT_EQ(back.calibration->parallax_floor_frac, model.calibration->parallax_floor_frac);
 }
 
 TEST_F(ModelFileTest, EveryActivationRoundTrips) {

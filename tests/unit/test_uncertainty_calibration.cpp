@@ -1,7 +1,7 @@
 // The calibration xps_infer applies to each star (src/infer/uncertainty_calibration.cpp): the cell
-// lookup against numpy.digitize's convention, offsets and floors, and the parallax term whose
-// weight (the spectrum's share of the parallax information) is checked against the flux-only and
-// joint Fisher matrices built explicitly.
+// lookup against numpy.digitize's convention, offsets and floors, and the parallax recombined from
+// the calibrated spectrophotometric parallax and the measurement, checked against the product of
+// the two Gaussians built explicitly in 5-d information form.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -22,6 +22,7 @@ UncertaintyCalibration two_cell_calibration() {
               -0.050, 0.060, -0.070, 0.008};
   c.floor = {0.040, 0.030, 0.050, 0.010,  //
              0.080, 0.000, 0.020, 0.005};
+  c.parallax_offset_frac = {0.02, -0.05};
   c.parallax_floor_frac = {0.10, 0.25};
   c.stars = {500, 800};
   return c;
@@ -59,56 +60,114 @@ TEST(UncertaintyCalibration, OffsetsAndFloorsOfTheStarsCell) {
     const std::size_t cell = teff < 5.0 ? 0 : 1;
     double estimate[5] = {teff, -0.2, 4.4, 0.3, 1.7};
     Matrix5 covariance = fisher_covariance;
-    calibrate_star(c, estimate, covariance, 0.0);  // no parallax measurement: the spectrum's share is 1
+    calibrate_star(c, estimate, covariance, MeasuredParallax{});  // no measurement: the spectrum's alone
     const double original[5] = {teff, -0.2, 4.4, 0.3, 1.7};
     for (int k = 0; k < 4; ++k) {
       EXPECT_DOUBLE_EQ(estimate[k], original[k] - c.offset[cell * 4 + k]) << k;
       EXPECT_NEAR(covariance(k, k), fisher_covariance(k, k) + c.floor[cell * 4 + k] * c.floor[cell * 4 + k],
                   1e-15 * fisher_covariance(k, k));
     }
-    EXPECT_EQ(estimate[4], 1.7) << "the parallax gets no offset";
+    EXPECT_NEAR(estimate[4], 1.7 * (1.0 - c.parallax_offset_frac[cell]), 1e-15);
     const double parallax_term = c.parallax_floor_frac[cell] * 1.7;
-    EXPECT_NEAR(covariance(4, 4), fisher_covariance(4, 4) + parallax_term * parallax_term, 1e-14);
-    for (int i = 0; i < 5; ++i)
-      for (int j = 0; j < 5; ++j)
+    const double variance = fisher_covariance(4, 4) + parallax_term * parallax_term;
+    EXPECT_NEAR(covariance(4, 4), variance, 1e-14);
+    // Off the diagonal: the labels' block untouched, the parallax's correlations kept.
+    for (int i = 0; i < 4; ++i) {
+      for (int j = 0; j < 4; ++j)
         if (i != j) {
           EXPECT_EQ(covariance(i, j), fisher_covariance(i, j)) << i << "," << j;
         }
+      const double correlation_before =
+          fisher_covariance(i, 4) / std::sqrt(fisher_covariance(i, i) * fisher_covariance(4, 4));
+      EXPECT_NEAR(covariance(i, 4) / std::sqrt((covariance(i, i) - c.floor[cell * 4 + i] * c.floor[cell * 4 + i]) *
+                                               covariance(4, 4)),
+                  correlation_before, 1e-12);
+      EXPECT_NEAR(covariance(i, 4), covariance(4, i), 1e-12 * covariance(4, 4));
+    }
   }
 }
 
-TEST(UncertaintyCalibration, ParallaxTermIsWeightedByTheSpectrumsShare) {
-  const UncertaintyCalibration c = two_cell_calibration();
+// The fit's parallax combines the spectrophotometric parallax (Gaussian, covariance C_sp from the
+// flux Fisher matrix) with the measurement. Calibrating must give what combining the calibrated
+// spectrophotometric parallax with the measurement gives, done here in full 5-d information form.
+TEST(UncertaintyCalibration, ParallaxIsRecombinedFromTheCalibratedSpectrophotometricOne) {
+  UncertaintyCalibration c = two_cell_calibration();
   const Matrix5 flux_information = random_information(11);
-  const double spectrophotometric_variance = flux_information.inverse()(4, 4);
-  for (double measured_over_spectro : {0.3, 1.0, 4.0}) {
-    const double parallax_error = measured_over_spectro * std::sqrt(spectrophotometric_variance);
-    Matrix5 joint_information = flux_information;
-    joint_information(4, 4) += 1.0 / (parallax_error * parallax_error);
-    const Matrix5 covariance_before = joint_information.inverse();
-    // The joint estimate weighs the spectrophotometric parallax by its share of the information.
-    const double share = (1.0 / spectrophotometric_variance) /
-                         (1.0 / spectrophotometric_variance + 1.0 / (parallax_error * parallax_error));
-    double estimate[5] = {5.5, 0.0, 4.0, 0.1, 2.0};
-    Matrix5 covariance = covariance_before;
-    calibrate_star(c, estimate, covariance, parallax_error);
-    const double added = share * c.parallax_floor_frac[1] * 2.0;
-    EXPECT_NEAR(covariance(4, 4), covariance_before(4, 4) + added * added,
-                1e-9 * covariance_before(4, 4))
-        << "parallax error / spectrophotometric error " << measured_over_spectro;
+  const Matrix5 spectro_covariance = flux_information.inverse();
+  const double spectro_sd = std::sqrt(spectro_covariance(4, 4));
+  Eigen::Matrix<double, 5, 1> spectro_mean;
+  spectro_mean << 5.5, 0.0, 4.0, 0.1, 2.0;
+  const Eigen::Matrix<double, 5, 1> along_parallax = Eigen::Matrix<double, 5, 1>::Unit(4);
+  for (double offset_frac : {0.0, -0.06, 0.2}) {
+    for (double floor_frac : {0.0, 0.15}) {
+      for (double measured_over_spectro : {0.3, 1.0, 4.0}) {
+        c.parallax_offset_frac = {0.0, offset_frac};
+        c.parallax_floor_frac = {0.0, floor_frac};
+        c.offset.assign(8, 0.0);
+        c.floor.assign(8, 0.0);
+        const MeasuredParallax measured{2.0 + 0.7 * spectro_sd, measured_over_spectro * spectro_sd};
+        const double measured_information = 1.0 / (measured.error * measured.error);
+        // The fit: spectrum and measurement combined.
+        Matrix5 joint_information = flux_information;
+        joint_information(4, 4) += measured_information;
+        Matrix5 covariance = joint_information.inverse();
+        const Eigen::Matrix<double, 5, 1> joint_mean =
+            covariance * (flux_information * spectro_mean + along_parallax * measured.value * measured_information);
+        double estimate[5];
+        for (int k = 0; k < 5; ++k) estimate[k] = joint_mean(k);
+        calibrate_star(c, estimate, covariance, measured);
+        // Brute force: the calibrated spectrum's Gaussian (shifted and widened along the parallax)
+        // times the measurement.
+        Eigen::Matrix<double, 5, 1> calibrated_mean = spectro_mean;
+        calibrated_mean(4) -= offset_frac * joint_mean(4);
+        Matrix5 calibrated_covariance = spectro_covariance;
+        calibrated_covariance(4, 4) += std::pow(floor_frac * joint_mean(4), 2);
+        Matrix5 information = calibrated_covariance.inverse();
+        const Eigen::Matrix<double, 5, 1> weighted = information * calibrated_mean +
+                                                     along_parallax * measured.value * measured_information;
+        information(4, 4) += measured_information;
+        const Matrix5 expected_covariance = information.inverse();
+        const Eigen::Matrix<double, 5, 1> expected_mean = expected_covariance * weighted;
+        const std::string what = "offset " + std::to_string(offset_frac) + ", floor " + std::to_string(floor_frac) +
+                                 ", measured/spectro " + std::to_string(measured_over_spectro);
+        EXPECT_NEAR(estimate[4], expected_mean(4), 1e-9 * expected_mean(4)) << what;
+        EXPECT_NEAR(covariance(4, 4), expected_covariance(4, 4), 1e-9 * expected_covariance(4, 4)) << what;
+        for (int k = 0; k < 4; ++k) EXPECT_NEAR(estimate[k], joint_mean(k), 1e-12) << "labels keep the fit's values";
+        // Never less precise than the measurement alone.
+        EXPECT_LE(covariance(4, 4), measured.error * measured.error * (1 + 1e-12)) << what;
+        EXPECT_GE(Eigen::SelfAdjointEigenSolver<Matrix5>(covariance).eigenvalues().minCoeff(),
+                  -1e-12 * covariance.norm()) << what;
+      }
+    }
   }
-  // A parallax the spectrum adds nothing to: no term.
+  // A parallax the spectrum adds nothing to: left as it was.
   double estimate[5] = {5.5, 0.0, 4.0, 0.1, 2.0};
   Matrix5 covariance = Matrix5::Identity() * 0.04;
-  calibrate_star(c, estimate, covariance, 0.2);
+  calibrate_star(c, estimate, covariance, MeasuredParallax{2.1, 0.2});
   EXPECT_DOUBLE_EQ(covariance(4, 4), 0.04);
+  EXPECT_DOUBLE_EQ(estimate[4], 2.0);
+}
+
+TEST(UncertaintyCalibration, WithoutParallaxTermsTheFitsParallaxStays) {
+  UncertaintyCalibration c = two_cell_calibration();
+  c.parallax_offset_frac = {0.0, 0.0};
+  c.parallax_floor_frac = {0.0, 0.0};
+  const Matrix5 information = random_information(7);
+  Matrix5 joint_information = information;
+  joint_information(4, 4) += 1.0 / (0.05 * 0.05);
+  const Matrix5 before = joint_information.inverse();
+  Matrix5 covariance = before;
+  double estimate[5] = {5.5, 0.0, 4.0, 0.1, 2.0};
+  calibrate_star(c, estimate, covariance, MeasuredParallax{1.93, 0.05});
+  EXPECT_NEAR(estimate[4], 2.0, 1e-12);
+  for (int k = 0; k < 5; ++k) EXPECT_NEAR(covariance(k, 4), before(k, 4), 1e-12 * before(4, 4)) << k;
 }
 
 TEST(UncertaintyCalibration, InverseOfTheCalibratedCovariance) {
   const UncertaintyCalibration c = two_cell_calibration();
   Matrix5 covariance = random_information(5).inverse();
   double estimate[5] = {4.2, 0.1, 2.5, 0.5, 0.8};
-  calibrate_star(c, estimate, covariance, 0.05);
+  calibrate_star(c, estimate, covariance, MeasuredParallax{0.78, 0.05});
   const StarUncertainty u = uncertainty_of_covariance(covariance);
   EXPECT_LT((u.covariance * u.inverse_covariance - Matrix5::Identity()).cwiseAbs().maxCoeff(), 1e-8);
   for (int k = 0; k < 5; ++k) EXPECT_DOUBLE_EQ(u.error(k), std::sqrt(covariance(k, k)));
@@ -124,6 +183,12 @@ TEST(UncertaintyCalibration, ProblemsAreNamed) {
   c = two_cell_calibration();
   c.teff_edges_kK = {5.0, 5.0};
   EXPECT_NE(calibration_problem(c).find("teff_edges_kK must be finite and increasing"), std::string::npos);
+  c = two_cell_calibration();
+  c.parallax_offset_frac = {0.0};
+  EXPECT_NE(calibration_problem(c).find("parallax_offset_frac is not [2 cells"), std::string::npos);
+  c = two_cell_calibration();
+  c.parallax_offset_frac[1] = std::nan("");
+  EXPECT_NE(calibration_problem(c).find("parallax_offset_frac holds non-finite values"), std::string::npos);
 }
 
 }  // namespace
