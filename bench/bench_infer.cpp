@@ -370,9 +370,13 @@ int main(int argc, char** argv) {
               load_seconds, grid_seconds, read_seconds, n / read_seconds);
   std::printf("  whole pipeline, fast   %10.0f stars/s/core (prepare + start + optimise + Fisher; target >= 1,000)\n",
               1.0 / fast_per_star);
-  std::printf("  whole pipeline, paper  %10.2f stars/s/core (first %zu stars; fast on the same stars %.0f /s)\n",
-              1.0 / paper_per_star, paper_stars, 1.0 / fast_subset_per_star);
-  std::printf("  paper / fast time      %10.1f x\n", paper_per_star / fast_subset_per_star);
+  if (paper_stars > 0) {
+    std::printf("  whole pipeline, paper  %10.2f stars/s/core (first %zu stars; fast on the same stars %.0f /s)\n",
+                1.0 / paper_per_star, paper_stars, 1.0 / fast_subset_per_star);
+    std::printf("  paper / fast time      %10.1f x\n", paper_per_star / fast_subset_per_star);
+  } else {
+    std::printf("  whole pipeline, paper  (not timed: --paper-stars 0)\n");
+  }
   std::printf("  per-star split (us/star, fast, over all %zu stars):\n", total);
   std::printf("    prepare (whitening)  %10.1f\n", us * prepare_seconds / n);
   std::printf("    start screen         %10.1f   (StartGrid::screen, blocks of %zu)\n", us * screen_seconds / n,

@@ -71,7 +71,7 @@ private:
   int m_bands;
   // Per-star scratch.
   ParameterJacobianWorkspace m_jacobian_scratch;
-  Eigen::MatrixXd m_log_jacobian, m_flux_jacobian, m_whitened_flux_jacobian, m_coupling;
+  Eigen::MatrixXd m_log_jacobian, m_flux_jacobian, m_coupling;
 };
 
 }  // namespace xps

@@ -85,8 +85,9 @@ void unpack_whitening(const float* whitening, std::size_t bands, float* dense);
 // when an entry above the diagonal is not zero.
 bool pack_whitening(const float* dense, std::size_t bands, float* whitening);
 // out = L a for a stored L [M x M] and a [M x C] (the whitened Jacobians of inference and of the
-// coordinated training phases); out is resized.
-void whiten_columns(const float* whitening, const Eigen::MatrixXd& a, Eigen::MatrixXd& out);
+// coordinated training phases). `out` has a's shape and may be a block of a larger matrix (the
+// coordinated phases write each star's rows of the stacked system in place).
+void whiten_columns(const float* whitening, const Eigen::MatrixXd& a, Eigen::Ref<Eigen::MatrixXd> out);
 
 enum class BandKind { xp, two_mass, unwise };
 

@@ -120,6 +120,7 @@ double InferenceLoss::value_gradient(const InferenceStar& star, const StarVector
 }
 
 void InferenceLoss::whiten_jacobian(const InferenceStar& star) {
+  m_whitened.resize(m_jacobian.rows(), m_jacobian.cols());
   whiten_columns(star.whitening, m_jacobian, m_whitened);
 }
 

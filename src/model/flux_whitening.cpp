@@ -3,6 +3,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -240,9 +241,9 @@ bool pack_whitening(const float* dense, std::size_t bands, float* whitening) {
   return true;
 }
 
-void whiten_columns(const float* whitening, const Eigen::MatrixXd& a, Eigen::MatrixXd& out) {
+void whiten_columns(const float* whitening, const Eigen::MatrixXd& a, Eigen::Ref<Eigen::MatrixXd> out) {
   const Eigen::Index bands = a.rows();
-  out.resize(bands, a.cols());
+  assert(out.rows() == bands && out.cols() == a.cols());
   for (Eigen::Index row = 0; row < bands; ++row) {
     const float* l = whitening + whitening_row_offset(static_cast<std::size_t>(row));
     for (Eigen::Index column = 0; column < a.cols(); ++column) {
@@ -356,11 +357,6 @@ XPS_TARGET_AVX2 double chi_square_avx2(const float* whitening, const double* res
     const float* l1 = l0 + length;
     const float* l2 = l1 + length;
     const float* l3 = l2 + length;
-    // L streams from memory in training: ask for the block after next (16 (block + 3) floats).
-    if (block + 2 < whole_blocks) {
-      const char* p = reinterpret_cast<const char*>(l0 + 4 * length + 4 * (length + 4));
-      for (const char* end = p + 64 * (block + 3); p < end; p += 64) _mm_prefetch(p, _MM_HINT_T0);
-    }
     __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(),
             a3 = _mm256_setzero_pd();
     for (int k = 0; k < length; k += 4) {
@@ -461,12 +457,6 @@ double chi_square_sse2(const float* whitening, const double* residual, int bands
   const float* l = whitening;
   for (int row = 0; row < bands; ++row) {
     const int length = static_cast<int>(whitening_row_length(static_cast<std::size_t>(row)));
-    if (row % 4 == 0 && row + 8 < bands)  // the block after next, 16 (row / 4 + 3) floats
-      for (const char* p = reinterpret_cast<const char*>(whitening + whitening_row_offset(
-                                                            static_cast<std::size_t>(row + 8))),
-                      *end = p + 64 * (row / 4 + 3);
-           p < end; p += 64)
-        _mm_prefetch(p, _MM_HINT_T0);
     const double z = row_product_sse2(l, residual, length);
     whitened[row] = z;
     chi_square += z * z;

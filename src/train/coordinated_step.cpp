@@ -94,9 +94,8 @@ bool ProfileSystem::add_star(const InferenceLoss& loss, const float* whitening,
                                  m_log_jacobian);
   if (m_log_jacobian.cols() != parameters()) return false;
   m_flux_jacobian.noalias() = ws.flux.col(0).asDiagonal() * m_log_jacobian;  // dF / dtheta
-  whiten_columns(whitening, m_flux_jacobian, m_whitened_flux_jacobian);
-  auto whitened = m_stacked_model.middleRows(m_model_rows, m_bands);
-  whitened = m_whitened_flux_jacobian;  // A
+  auto whitened = m_stacked_model.middleRows(m_model_rows, m_bands);  // A
+  whiten_columns(whitening, m_flux_jacobian, whitened);
   const Eigen::Index k = star_hessian.rows();
   m_coupling.noalias() = 2.0 * loss.whitened_jacobian().transpose() * whitened;  // C = d2L / ds dtheta
   star_factor.matrixL().solveInPlace(m_coupling);                               // L_ss^-1 C

@@ -242,12 +242,16 @@ TEST(FluxWhitening, PackedLRoundTripsAndWhitensColumnsLikeTheDenseProduct) {
     unpack_whitening(stored.data(), n, back.data());
     EXPECT_EQ(back, dense) << n;
     const Eigen::MatrixXd a = Eigen::MatrixXd::Random(Eigen::Index(n), 6);
-    Eigen::MatrixXd out;
-    whiten_columns(stored.data(), a, out);
+    // written into the middle rows of a larger matrix, as the coordinated phases do: the rows
+    // around it stay untouched
+    Eigen::MatrixXd stacked = Eigen::MatrixXd::Constant(Eigen::Index(n) + 5, 6, -7.0);
+    whiten_columns(stored.data(), a, stacked.middleRows(2, Eigen::Index(n)));
+    const Eigen::MatrixXd out = stacked.middleRows(2, Eigen::Index(n));
     const Eigen::MatrixXd expected =
         Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
             dense.data(), Eigen::Index(n), Eigen::Index(n)).cast<double>() * a;
     EXPECT_LT((out - expected).cwiseAbs().maxCoeff(), 1e-12 * (1.0 + expected.cwiseAbs().maxCoeff())) << n;
+    EXPECT_TRUE((stacked.topRows(2).array() == -7.0).all() && (stacked.bottomRows(3).array() == -7.0).all()) << n;
     if (n > 1) {
       dense[1] = 1.0f;  // above the diagonal: refused, nothing written
       std::vector<float> untouched(whitening_size(n), 7.0f);
