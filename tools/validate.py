@@ -10,10 +10,12 @@ With --spectro-catalogs (the same star tables fitted by `xps_infer --inference.u
 it adds a check that needs no truth (its formula works on real data as well): spectrum-only parallaxes
 against the measured ones, robust sd of z = (parallax_sp - (parallax_obs - zp)) /
 sqrt(err_sp^2 + parallax_error^2) at parallax S/N > --consistency-snr, near 1 when the
-spectrophotometric errors are honest.
+spectrophotometric errors are honest, and per star a test for unresolved binaries (brighter than
+the single star their spectrum shows, so their spectrum-only parallax is too large): the share of
+binaries and of singles with z > --excess-z.
 
 Usage: /usr/bin/python3 tools/validate.py --stars DIR --catalogs DIR --output OUTDIR
-           [--compare-catalogs DIR] [--spectro-catalogs DIR [--consistency-snr 10]]
+           [--compare-catalogs DIR] [--spectro-catalogs DIR [--consistency-snr 10] [--excess-z 3]]
            [--all-stars] [--validation-fraction 0.2] [--split-salt 0]
            [--g-bins 8,10,12,13,14,15,16,17,18,19,21]
 
@@ -71,6 +73,7 @@ CONSISTENCY_COLUMNS = {"gdr3_source_id": "catalog/gdr3_source_id", "est": "catal
                        "err": "catalog/stellar_params_err", "fit_status": "catalog/fit_status",
                        "quality_flags": "catalog/quality_flags"}
 CONSISTENCY_SNR = 10.0
+EXCESS_Z = 3.0  # spectrum-only parallax this many sigma above the measured one: a binary candidate
 MASK64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 
@@ -425,6 +428,23 @@ def parallax_consistency(selection, spectro_dir, args):
     out["all"] = {"n": int(use.sum()), "robust_std": robust_std(z[use]), "median": median(z[use]),
                   "truth_robust_std": robust_std(z_truth[use]),
                   "truth_robust_std_singles": robust_std(z_truth[use & single])}
+    # One-sided: a binary's light makes its spectrophotometric parallax too large, never too small.
+    binary = selection["is_binary"][i_sel] == 1
+    q = selection["mass_ratio"][i_sel].astype(np.float64)
+    candidate = use & (z > args.excess_z)
+
+    def share(mask):
+        k = int(mask.sum())
+        return {"n": k, "n_flagged": int((candidate & mask).sum()),
+                "fraction": float((candidate & mask).sum() / k) if k else math.nan}
+
+    out["excess"] = {"z_min": args.excess_z, "singles": share(use & ~binary),
+                     "binaries": share(use & binary), "q_bins": []}
+    for lo, hi in MASS_RATIO_BINS:
+        in_bin = (q >= lo) & ((q <= hi) if hi >= 1.0 else (q < hi))
+        entry = share(use & binary & in_bin)
+        entry.update({"q_lo": lo, "q_hi": hi})
+        out["excess"]["q_bins"].append(entry)
     out["bins"] = []
     edges = args.g_bins
     for lo, hi in zip(edges[:-1], edges[1:]):
@@ -452,7 +472,17 @@ def consistency_text(c):
         if b["n"]:
             out(f"  {bin_label(b['g_lo'], b['g_hi']):>13} {b['n']:>7} {fmt(b['robust_std'], '.3f'):>10} "
                 f"{fmt(b['median'], '+.3f'):>8} {fmt(b['truth_robust_std'], '.3f'):>9}")
+    out(f"  binary candidates, z > {c['excess']['z_min']:g} (the binary's light makes the spectrum's "
+        f"parallax too large): {excess_text(c['excess'])}")
     return "\n".join(lines) + "\n"
+
+
+def excess_text(e):
+    def share(entry):
+        return f"{percent(entry['fraction'])} of {entry['n']}" if entry["n"] else "-"
+    q_bins = ", ".join(f"q {q['q_lo']:g}-{q['q_hi']:g} {percent(q['fraction']) if q['n'] else '-'}"
+                       for q in e["q_bins"])
+    return f"binaries {share(e['binaries'])} ({q_bins}); singles {share(e['singles'])}"
 
 
 # ---- output ------------------------------------------------------------------------------------
@@ -605,6 +635,8 @@ def screen_summary(s, c, args, files, consistency=None):
         out(f"  parallax consistency (no truth) at S/N > {consistency['snr_min']:g}: spectrum-only "
             f"parallaxes vs measured, robust sd {fmt(a['robust_std'], '.3f')} over {a['n']} stars "
             f"(against the truth {fmt(a['truth_robust_std'], '.3f')})")
+        out(f"  spectrum-only parallax > measured by {consistency['excess']['z_min']:g} sigma: "
+            f"{excess_text(consistency['excess'])}")
     out("  wrote " + ", ".join(files))
     return "\n".join(lines)
 
@@ -698,6 +730,9 @@ def parse_args(argv):
                         "parallax-consistency check")
     parser.add_argument("--consistency-snr", type=float, default=CONSISTENCY_SNR,
                         help="the consistency check uses stars with a measured parallax S/N above this")
+    parser.add_argument("--excess-z", type=float, default=EXCESS_Z,
+                        help="binary candidates: spectrum-only parallax above the measured one by more "
+                        "than this many combined sigma")
     parser.add_argument("--all-stars", action="store_true",
                         help="every star with truth instead of the validation stars")
     parser.add_argument("--validation-fraction", type=float, default=0.2,

@@ -40,6 +40,8 @@ BIT5_SINGLES = 0.02
 BIT5_Q_BINS = [(0.0, 0.5, 0.10), (0.5, 0.9, 0.40), (0.9, 1.0, 0.80)]
 WALL_MAIN, WALL_COMPARE = 12.5, 80.0
 ZERO_POINT = -0.017                 # mas, the catalogs' parallax_zero_point
+EXCESS_Z = 3.0                      # validate.py's default binary-candidate threshold
+MASS_RATIO_BINS = [(0.0, 0.5), (0.5, 0.9), (0.9, 1.0)]   # the last one includes q = 1
 MASK = (1 << 64) - 1
 
 
@@ -171,7 +173,9 @@ def set_estimates(rng, parts, scale):
 
 def spectro_partitions(rng, parts, scale):
     """Copies of the partitions whose parallax estimates are measured - zp + z sqrt(err^2 + error^2)
-    on the consistency stars (z stratified, scale `scale`, all partitions together); the count."""
+    on the consistency stars (z stratified, scale `scale`, all partitions together); the count, and
+    how many of them have z > EXCESS_Z (as stored, float32) among singles, binaries and their
+    mass-ratio bins."""
     spectro = [dict(p, est=p["est"].copy()) for p in parts]
     measured = np.concatenate([p["parallax_obs"].astype(np.float64) - ZERO_POINT for p in parts])
     measured_error = np.concatenate([p["parallax_error"].astype(np.float64) for p in parts])
@@ -187,7 +191,16 @@ def spectro_partitions(rng, parts, scale):
         n = p["g"].size
         p["est"] = est[start:start + n].astype(np.float32)
         start += n
-    return spectro, int(members.size)
+    stored = np.concatenate([p["est"][:, 4] for p in spectro]).astype(np.float64)
+    z_stored = (stored - measured) / np.sqrt(err[:, 4] ** 2 + measured_error ** 2)
+    candidate = np.zeros(stored.size, dtype=bool)
+    candidate[members] = z_stored[members] > EXCESS_Z
+    binary = np.concatenate([p["is_binary"] == 1 for p in parts])
+    q = np.concatenate([p["mass_ratio"] for p in parts])
+    excess = {"singles": int((candidate & ~binary).sum()), "binaries": int((candidate & binary).sum()),
+              "q_bins": [int((candidate & binary & (q >= lo) & ((q <= hi) if hi >= 1.0 else (q < hi)))
+                             .sum()) for lo, hi in MASS_RATIO_BINS]}
+    return spectro, int(members.size), excess
 
 
 def write_star_table(path, p):
@@ -251,7 +264,7 @@ def main():
     bit5 = set_bit5(rng, parts)
     injected_std, errors = set_estimates(rng, parts, args.pull_scale)
 
-    spectro, n_consistency = spectro_partitions(rng, parts, args.consistency_scale)
+    spectro, n_consistency, excess = spectro_partitions(rng, parts, args.consistency_scale)
 
     for sub in ("stars", "main", "compare", "spectro"):
         os.makedirs(os.path.join(args.output, sub), exist_ok=True)
@@ -294,7 +307,8 @@ def main():
         "loss": loss_expected(d_stored), "loss_swapped": loss_expected(-d_stored),
         "loss_usable": loss_expected(d_stored[usable]),
         "wall": {"main_seconds": WALL_MAIN * len(PIXELS), "compare_seconds": WALL_COMPARE},
-        "consistency": {"scale": args.consistency_scale, "n_all_stars": n_consistency},
+        "consistency": {"scale": args.consistency_scale, "n_all_stars": n_consistency,
+                        "excess_z": EXCESS_Z, "excess": excess},
     }
     with open(os.path.join(args.output, "injected.json"), "w") as handle:
         json.dump(injected, handle, indent=1)

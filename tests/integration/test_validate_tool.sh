@@ -145,6 +145,16 @@ check(abs(pc["all"]["robust_std"] - want["scale"]) < 0.02,
 check(abs(pc["all"]["median"]) < 0.01, f"consistency: median {pc['all']['median']}")
 check(abs(pc["parallax_zero_point"] - (-0.017)) < 1e-12, "consistency: zero point not read")
 check(sum(b["n"] for b in pc["bins"]) == pc["all"]["n"], "consistency: G bins do not add up")
+# Binary candidates (spectrum-only parallax > measured by 3 sigma): the stars injected above it.
+ex, want_ex = pc["excess"], want["excess"]
+check(ex["z_min"] == want["excess_z"], f"excess: threshold {ex['z_min']}")
+check(ex["singles"]["n_flagged"] == want_ex["singles"] and ex["binaries"]["n_flagged"] == want_ex["binaries"],
+      f"excess: flagged singles/binaries {ex['singles']['n_flagged']}/{ex['binaries']['n_flagged']}, "
+      f"injected {want_ex['singles']}/{want_ex['binaries']}")
+check(want_ex["singles"] > 0 and want_ex["binaries"] > 0, f"excess: injection flags no one {want_ex}")
+check([b["n_flagged"] for b in ex["q_bins"]] == want_ex["q_bins"],
+      f"excess: q bins {[b['n_flagged'] for b in ex['q_bins']]}, injected {want_ex['q_bins']}")
+check(ex["singles"]["n"] + ex["binaries"]["n"] == pc["all"]["n"], "excess: singles + binaries != all")
 check("parallax_consistency" not in load("default"), "consistency reported without --spectro-catalogs")
 
 # The default selection: labelled stars of the held-out split (scalar reference counts).
