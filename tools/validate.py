@@ -318,21 +318,7 @@ def analyse(d, args):
     fitted = (status <= 1) & ((flags & 0x80) == 0)
     precise = fitted & np.isfinite(snr) & (snr > 10)
     excess = ((flags >> PARALLAX_EXCESS_BIT) & 1).astype(bool)
-
-    def fraction(mask):
-        k = int(np.sum(mask))
-        return {"n": k, "n_flagged": int(np.sum(excess[mask])),
-                "fraction": float(np.mean(excess[mask])) if k else math.nan}
-
-    q = d["mass_ratio"].astype(np.float64)
-    binaries = {"singles": fraction(precise & ~is_binary), "binaries": fraction(precise & is_binary),
-                "q_bins": []}
-    for lo, hi in MASS_RATIO_BINS:
-        in_bin = (q >= lo) & ((q <= hi) if hi >= 1.0 else (q < hi))
-        entry = fraction(precise & is_binary & in_bin)
-        entry.update({"q_lo": lo, "q_hi": hi})
-        binaries["q_bins"].append(entry)
-    s["binaries"] = binaries
+    s["binaries"] = flagged_shares(excess, precise, is_binary, d["mass_ratio"])
     arrays = {"g": g, "est": est_all, "err": err_all, "truth": truth_all, "residual": res_all,
               "pull": pull_all}
     return s, arrays
@@ -393,6 +379,24 @@ def compare(main_ids, main_loss, main_status, main_flags, main_attrs, selected_i
     return out
 
 
+def flagged_shares(flagged, rows, is_binary, mass_ratio):
+    """How many of the singles and of the binaries among `rows` are `flagged`, the binaries also
+    per MASS_RATIO_BINS: {"singles", "binaries": {n, n_flagged, fraction}, "q_bins": [... q_lo, q_hi]}."""
+    def share(mask):
+        k = int(np.sum(mask))
+        return {"n": k, "n_flagged": int(np.sum(flagged[mask])),
+                "fraction": float(np.mean(flagged[mask])) if k else math.nan}
+
+    q = np.asarray(mass_ratio, dtype=np.float64)
+    shares = {"singles": share(rows & ~is_binary), "binaries": share(rows & is_binary), "q_bins": []}
+    for lo, hi in MASS_RATIO_BINS:
+        in_bin = (q >= lo) & ((q <= hi) if hi >= 1.0 else (q < hi))
+        entry = share(rows & is_binary & in_bin)
+        entry.update({"q_lo": lo, "q_hi": hi})
+        shares["q_bins"].append(entry)
+    return shares
+
+
 def parallax_consistency(selection, spectro_dir, args):
     """Spectrum-only parallaxes (catalogs of `xps_infer --inference.use_parallax false` on the same
     star tables) against the measured ones, z = (parallax_sp - (parallax_obs - zp)) /
@@ -429,22 +433,8 @@ def parallax_consistency(selection, spectro_dir, args):
                   "truth_robust_std": robust_std(z_truth[use]),
                   "truth_robust_std_singles": robust_std(z_truth[use & single])}
     # One-sided: a binary's light makes its spectrophotometric parallax too large, never too small.
-    binary = selection["is_binary"][i_sel] == 1
-    q = selection["mass_ratio"][i_sel].astype(np.float64)
-    candidate = use & (z > args.excess_z)
-
-    def share(mask):
-        k = int(mask.sum())
-        return {"n": k, "n_flagged": int((candidate & mask).sum()),
-                "fraction": float((candidate & mask).sum() / k) if k else math.nan}
-
-    out["excess"] = {"z_min": args.excess_z, "singles": share(use & ~binary),
-                     "binaries": share(use & binary), "q_bins": []}
-    for lo, hi in MASS_RATIO_BINS:
-        in_bin = (q >= lo) & ((q <= hi) if hi >= 1.0 else (q < hi))
-        entry = share(use & binary & in_bin)
-        entry.update({"q_lo": lo, "q_hi": hi})
-        out["excess"]["q_bins"].append(entry)
+    out["excess"] = dict(z_min=args.excess_z, **flagged_shares(
+        z > args.excess_z, use, selection["is_binary"][i_sel] == 1, selection["mass_ratio"][i_sel]))
     out["bins"] = []
     edges = args.g_bins
     for lo, hi in zip(edges[:-1], edges[1:]):

@@ -60,10 +60,10 @@ std::pair<double, double> recombined_parallax(double parallax, double variance, 
                                               double offset_frac, double floor_frac) {
   double spectro = parallax, spectro_variance = variance;
   const bool has_measurement = measured.usable();
+  const double measured_variance = measured.error * measured.error;
   if (has_measurement) {
     // The marginal information is the spectrum's plus the measurement's (which informs the
     // parallax alone): take the measurement back out.
-    const double measured_variance = measured.error * measured.error;
     const double room = measured_variance - variance;
     if (!(room > spectrum_information_min * measured_variance)) return {parallax, variance};
     spectro_variance = variance * measured_variance / room;
@@ -74,7 +74,7 @@ std::pair<double, double> recombined_parallax(double parallax, double variance, 
   const double spectro_floor = floor_frac * parallax;
   spectro_variance += spectro_floor * spectro_floor;
   if (!has_measurement) return {spectro, spectro_variance};
-  const double measured_information = 1.0 / (measured.error * measured.error);
+  const double measured_information = 1.0 / measured_variance;
   const double combined_variance = 1.0 / (1.0 / spectro_variance + measured_information);
   return {combined_variance * (spectro / spectro_variance + measured.value * measured_information),
           combined_variance};
