@@ -8,20 +8,24 @@ diagram and do not shrink as the star gets brighter. On the mock survey they mad
 bright stars 1.3-1.7 times too wide. This tool measures them on what a real survey has, the labelled
 training split (the stars tools/validate.py does not use), per cell of (Teff, log g) of the estimate:
 
-  Teff, [Fe/H], log g, E:  d = estimate - label ~ N(offset, err^2 + label_err^2 + floor^2)
+  Teff, [Fe/H], log g, E:  d = estimate - label ~ N(offset + curve([Fe/H]), err^2 + label_err^2 + floor^2)
   parallax:                p_sp - (parallax_obs - zp) ~ N(c p, s^2 + parallax_err^2 + f^2 p^2)
 
 p_sp, s: the spectrophotometric parallax and its Fisher error, taken back out of the joint estimate
 (whose parallax is their precision-weighted mean with the measured one: 1/err^2 = 1/s^2 +
 1/parallax_err^2), p the joint estimate (the precise one, as scale); c the relative offset of p_sp,
-f its relative error beyond s. Each is a maximum-likelihood fit in which the
-estimates' errors have a second component of the same centre, three times as wide (binaries, stars
-the model cannot describe), and the reference (label, measured parallax) its stated Gaussian noise,
-so the floor is that of the bulk. The offsets leave out the stars the training run's self-cleaning
-marked (joint criterion by default; xps_train's MODEL_training/ results): unresolved binaries, a
-fifth of the mock's stars, have log g estimates biased low and otherwise set the offsets, leaving
-single stars' log g pulls at a median of +0.2. The floors keep every star (without the binaries
-they come out too small for the whole sample). Cells with fewer than --min-stars stars take the values of all stars together.
+f its relative error beyond s. curve is piecewise linear in the estimate's [Fe/H] (--feh-knots),
+common to all cells, fitted by robust least squares in turns with the cells: the model's biases
+depend on metallicity too (on the mock, metal-poor stars came out up to 0.5 dex too metal-rich, and
+a cell's offset is an average over its metallicities). Each cell value is a maximum-likelihood fit
+in which the estimates' errors have a second component of the same centre, three times as wide
+(binaries, stars the model cannot describe), and the reference (label, measured parallax) its stated
+Gaussian noise, so the floor is that of the bulk. The offsets and the curve leave out the stars the
+training run's self-cleaning marked (joint criterion by default; xps_train's MODEL_training/
+results): unresolved binaries, a fifth of the mock's stars, have log g estimates biased low and
+otherwise set the offsets, leaving single stars' log g pulls at a median of +0.2. The floors keep
+every star (without the binaries they come out too small for the whole sample). Cells with fewer
+than --min-stars stars take the values of all stars together.
 xps_infer then subtracts the offsets and adds the floors, and combines p_sp - c p, with variance
 s^2 + (f p)^2, with the measured parallax afresh (docs/inference.md, "Calibration";
 include/xpstellar/uncertainty_calibration.hpp). The fit's own combination trusts the spectrum's
@@ -35,6 +39,7 @@ into the model file's /calibration, written to a temporary file and renamed.
 Usage: /usr/bin/python3 tools/calibrate_uncertainties.py --model MODEL.h5 --stars DIR
            [--catalogs DIR | --launcher "mpirun -np 2" --xps-infer build/bin/xps_infer]
            [--teff-edges 4.0,4.5,5.0,5.5,6.0,6.5] [--logg-edges 2.0,3.0,3.8,4.3]
+           [--feh-knots -1.5,-1.0,-0.6,-0.3,0.0,0.3,0.6 | none]
            [--min-stars 300] [--training-results DIR|none] [--outlier-bits 4]
            [--max-stars 200000] [--validation-fraction 0.2] [--split-salt 0]
 
@@ -183,7 +188,7 @@ def centre_and_floor(data, rows, k):
             & (data["label_err"][:, k] > 0))
     if rows.sum() < MIN_FIT_STARS:
         return None
-    deviation = data["estimate"][rows, k] - data["label"][rows, k]
+    deviation = data["estimate"][rows, k] - data["label"][rows, k] - data["label_shift"][rows, k]
     return fit_two_component(deviation, data["error"][rows, k] ** 2, data["label_err"][rows, k] ** 2,
                              None, np.median(data["error"][rows, k]))
 
@@ -267,8 +272,9 @@ def cell_index(teff_kK, logg, teff_edges, logg_edges):
     return np.digitize(teff_kK, teff_edges) * (len(logg_edges) + 1) + np.digitize(logg, logg_edges)
 
 
-def calibrate(data, teff_edges, logg_edges, min_stars):
-    """The /calibration table: per cell offsets [n x 4], floors [n x 4], parallax floor, stars."""
+def cell_table(data, teff_edges, logg_edges, min_stars):
+    """Per cell offsets [n x 4], floors [n x 4], parallax offset and floor, stars; the labels'
+    deviations less data["label_shift"] (the metallicity curve's part)."""
     cells = (len(teff_edges) + 1) * (len(logg_edges) + 1)
     cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], teff_edges, logg_edges)
     everyone = np.ones(cell.size, dtype=bool)
@@ -296,13 +302,86 @@ def calibrate(data, teff_edges, logg_edges, min_stars):
                 global_parallax_offset_frac=global_parallax[0], global_parallax_floor_frac=global_parallax[1])
 
 
+CURVE_ROUNDS = 2  # cells, curve, cells, curve, cells: a third round moves the offsets by < 1e-3 dex
+HUBER_THRESHOLD = 1.5  # the curve's robust least squares: residuals beyond 1.5 sigma weigh less
+
+
+def hat_basis(x, knots):
+    """[n x knots]: the weights of linear interpolation between the knots, constant beyond them
+    (uncertainty_calibration.cpp, UncertaintyCalibration::offset_of)."""
+    knots = np.asarray(knots, dtype=np.float64)
+    x = np.clip(np.nan_to_num(x, nan=knots[0]), knots[0], knots[-1])
+    upper = np.clip(np.searchsorted(knots, x, side="right"), 1, knots.size - 1)
+    t = (x - knots[upper - 1]) / (knots[upper] - knots[upper - 1])
+    basis = np.zeros((x.size, knots.size))
+    basis[np.arange(x.size), upper - 1] = 1.0 - t
+    basis[np.arange(x.size), upper] += t
+    return basis
+
+
+def fit_curve(deviation, variance, basis):
+    """Robust (Huber) weighted least squares of deviation ~ basis @ values. A slight penalty on the
+    values' second differences carries the curve linearly over knots without stars."""
+    weight = 1.0 / variance
+    knots = basis.shape[1]
+    second_difference = np.diff(np.eye(knots), 2, axis=0)
+    smoothing = 1e-4 * weight.sum() / knots * (second_difference.T @ second_difference) + 1e-9 * weight.sum() * np.eye(knots)
+    values = np.zeros(knots)
+    for _ in range(10):
+        whitened = (deviation - basis @ values) * np.sqrt(weight)
+        robust_weight = weight * np.minimum(1.0, HUBER_THRESHOLD / np.maximum(np.abs(whitened), 1e-12))
+        values = np.linalg.solve(basis.T @ (basis * robust_weight[:, None]) + smoothing,
+                                 basis.T @ (robust_weight * deviation))
+    return values
+
+
+def feh_curve(data, table, basis):
+    """[knots x 4]: what the labels' deviations, less their cells' offsets, have left as a function
+    of the estimated [Fe/H]; fitted on the offset sample with the cells' floors in the weights."""
+    cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], table["teff_edges_kK"], table["logg_edges"])
+    curve = np.zeros((basis.shape[1], 4))
+    for k in range(4):
+        deviation = data["estimate"][:, k] - data["label"][:, k] - table["offset"][cell, k]
+        variance = data["error"][:, k] ** 2 + data["label_err"][:, k] ** 2 + table["floor"][cell, k] ** 2
+        rows = (data["offset_sample"] & np.isfinite(deviation) & np.isfinite(variance)
+                & (data["label_err"][:, k] > 0))
+        if rows.sum() < MIN_FIT_STARS:
+            continue  # no curve for a label nobody has
+        curve[:, k] = fit_curve(deviation[rows], variance[rows], basis[rows])
+    return curve
+
+
+def calibrate(data, teff_edges, logg_edges, min_stars, feh_knots=()):
+    """The /calibration table: cells (cell_table) and, with feh_knots, the offsets' [Fe/H] curve,
+    fitted in turns (backfitting: each given the other)."""
+    shift = np.zeros((data["estimate"].shape[0], 4))
+    table = cell_table(dict(data, label_shift=shift), teff_edges, logg_edges, min_stars)
+    curve = np.zeros((len(feh_knots), 4))
+    if len(feh_knots):
+        basis = hat_basis(data["estimate"][:, 1], feh_knots)
+        for _ in range(CURVE_ROUNDS):
+            curve = feh_curve(data, table, basis)
+            table = cell_table(dict(data, label_shift=basis @ curve), teff_edges, logg_edges, min_stars)
+    table.update(feh_knots=np.asarray(feh_knots, dtype=np.float64), feh_offset=curve)
+    return table
+
+
+def label_offsets(table, estimate):
+    """[n x 4]: what xps_infer subtracts from each star's labels: its cell's offsets plus the curve."""
+    cell = cell_index(estimate[:, 0], estimate[:, 2], table["teff_edges_kK"], table["logg_edges"])
+    offsets = table["offset"][cell]
+    if len(table.get("feh_knots", ())):
+        offsets = offsets + hat_basis(estimate[:, 1], table["feh_knots"]) @ table["feh_offset"]
+    return offsets
+
+
 def apply(table, data):
     """Estimates and errors as xps_infer would write them (uncertainty_calibration.cpp)."""
     cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], table["teff_edges_kK"],
                       table["logg_edges"])
     estimate = data["estimate"].copy()
     variance = data["error"] ** 2
-    estimate[:, :4] -= table["offset"][cell]
+    estimate[:, :4] -= label_offsets(table, data["estimate"])
     variance[:, :4] += table["floor"][cell] ** 2
     spectro, spectro_variance, measured, measured_variance, has_spectrum = spectrophotometric_parallax(data)
     spectro = spectro - table["parallax_offset_frac"][cell] * data["estimate"][:, 4]
@@ -341,7 +420,10 @@ def write_table(model_path, table):
         group = handle.create_group("calibration")
         for name, unit in [("teff_edges_kK", "kK"), ("logg_edges", "dex"),
                            ("offset", "kK, dex, dex, mag"), ("floor", "kK, dex, dex, mag"),
-                           ("parallax_offset_frac", ""), ("parallax_floor_frac", ""), ("stars", "")]:
+                           ("parallax_offset_frac", ""), ("parallax_floor_frac", ""), ("stars", ""),
+                           ("feh_knots", "dex"), ("feh_offset", "kK, dex, dex, mag")]:
+            if name.startswith("feh_") and not len(table["feh_knots"]):
+                continue  # no curve: no datasets (xps_infer reads none)
             dataset = group.create_dataset(name, data=np.asarray(table[name], dtype=np.float64),
                                            track_times=False)
             dataset.attrs["units"] = unit
@@ -371,6 +453,11 @@ def report(table, before, after, n_stars):
                              f"  {f[0]:.4f} {f[1]:.4f} {f[2]:.4f} {f[3]:.4f}  {100 * table['parallax_offset_frac'][c]:+6.2f}"
                              f" {100 * table['parallax_floor_frac'][c]:6.2f}")
             c += 1
+    if len(table["feh_knots"]):
+        lines.append("  added to the cells' offsets, linear in the estimate's [Fe/H] between knots:")
+        lines.append("    [Fe/H]   Teff     [Fe/H]   log g     E")
+        for knot, values in zip(table["feh_knots"], table["feh_offset"]):
+            lines.append(f"    {knot:+5.2f}  " + " ".join(f"{value:+.4f}" for value in values))
     lines.append("  robust sd of (estimate - label) / sqrt(err^2 + label_err^2) and of the spectrophotometric "
                  "parallax against the measured one, before -> after:")
     lines.append("    " + ", ".join(f"{n} {b:.3f} -> {a:.3f}"
@@ -381,6 +468,9 @@ def report(table, before, after, n_stars):
 def run(args):
     teff_edges = parse_edges(args.teff_edges, "--teff-edges")
     logg_edges = parse_edges(args.logg_edges, "--logg-edges")
+    feh_knots = [] if args.feh_knots == "none" else parse_edges(args.feh_knots, "--feh-knots")
+    if len(feh_knots) == 1:
+        raise CalibrationError(f"--feh-knots: none or at least two knots: {args.feh_knots!r}")
     if not os.path.isfile(args.model):
         raise CalibrationError(f"{args.model}: no such model file")
     tables, rows = training_split.choose_tables(args.stars, args.max_stars)
@@ -402,7 +492,7 @@ def run(args):
     if n_stars < args.min_stars:
         raise CalibrationError(f"{args.stars}: {n_stars} usable training-split stars, fewer than "
                                f"--min-stars {args.min_stars}")
-    table = calibrate(data, teff_edges, logg_edges, args.min_stars)
+    table = calibrate(data, teff_edges, logg_edges, args.min_stars, feh_knots)
     before = label_consistency(data, data["estimate"], data["error"])
     after = label_consistency(data, *apply(table, data))
     write_table(args.model, table)
@@ -436,6 +526,9 @@ def parse_args(argv):
                         help="interior Teff edges of the cells [kK]")
     parser.add_argument("--logg-edges", default="2.0,3.0,3.8,4.3",
                         help="interior log g edges of the cells [dex]")
+    parser.add_argument("--feh-knots", default="-1.5,-1.0,-0.6,-0.3,0.0,0.3,0.6",
+                        help="knots in the estimate's [Fe/H] of an offset curve added to the cells' "
+                             "offsets [dex]; 'none': cells alone")
     parser.add_argument("--min-stars", type=int, default=300,
                         help="a cell with fewer training stars takes the values of all stars")
     parser.add_argument("--training-results", default=None,

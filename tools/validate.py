@@ -227,6 +227,15 @@ def median(x):
     return float(np.median(x)) if x.size else math.nan
 
 
+MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)  # the median of N Gaussian draws scatters by 1.2533 sd / sqrt(N)
+
+
+def median_standard_error(robust_sd, n):
+    """The sampling error of a bin's median pull: how far from 0 a perfect calibration's median
+    strays (0.10 for 150 stars, so the 0.1 bias target is a statistical test in small bins)."""
+    return MEDIAN_SE_FACTOR * robust_sd / math.sqrt(n) if n > 0 and np.isfinite(robust_sd) else math.nan
+
+
 def in_range(value, bounds):
     return bool(np.isfinite(value) and bounds[0] <= value <= bounds[1])
 
@@ -291,6 +300,7 @@ def analyse(d, args):
             z = pull[use_pull & (g >= lo) & (g < hi)]
             b = {"g_lo": lo, "g_hi": hi, "n": int(z.size), "median_z": median(z),
                  "robust_std": robust_std(z)}
+            b["median_z_se"] = median_standard_error(b["robust_std"], b["n"])
             b["std_pass"] = in_range(b["robust_std"], PULL_STD_RANGE)
             b["bias_pass"] = bool(np.isfinite(b["median_z"]) and abs(b["median_z"]) < PULL_BIAS_MAX)
             b["pass"] = b["std_pass"] and b["bias_pass"]
@@ -309,6 +319,7 @@ def analyse(d, args):
                 "FAIL" if not verdict_ok else "no checked bin")
         p["worst_bin"] = None if worst is None else {
             "g_lo": worst["g_lo"], "g_hi": worst["g_hi"], "median_z": worst["median_z"],
+        "median_z_se": worst["median_z_se"],
             "robust_std": worst["robust_std"], "n": worst["n"], "pass": worst["pass"]}
         s["pulls"][key] = p
 
@@ -528,16 +539,18 @@ def report_text(s, args, notes, n_parts, n_tables):
         out(f"  {p['label']}: N {p['n']}, robust sd {fmt(p['robust_std'], '.3f')} "
             f"{'PASS' if p['std_pass'] else 'FAIL'}, median z {fmt(p['median_z'], '+.3f')}; "
             f"verdict {p['verdict']}")
-        out(f"    {'G':>9} {'N':>7} {'median z':>9} {'robust sd':>9}  sd    bias  bin")
+        out(f"    {'G':>9} {'N':>7} {'median z':>9} {'+- se':>6} {'robust sd':>9}  sd    bias  bin")
         for b in p["bins"]:
             role = "" if b["checked"] else ("  (not in verdict: faint)" if b["g_hi"] > args.bright_limit
                                             else "  (not in verdict: few stars)")
             out(f"    {bin_label(b['g_lo'], b['g_hi']):>9} {b['n']:>7} {fmt(b['median_z'], '+.3f'):>9} "
+                f"{fmt(b['median_z_se'], '.3f'):>6} "
                 f"{fmt(b['robust_std'], '.3f'):>9}  {'PASS' if b['std_pass'] else 'FAIL'}  "
                 f"{'PASS' if b['bias_pass'] else 'FAIL'}  {'PASS' if b['pass'] else 'FAIL'}{role}")
         w = p["worst_bin"]
         if w:
-            out(f"    worst bin: G {bin_label(w['g_lo'], w['g_hi'])} (median z {fmt(w['median_z'], '+.3f')}, "
+            out(f"    worst bin: G {bin_label(w['g_lo'], w['g_hi'])} (median z {fmt(w['median_z'], '+.3f')} "
+                f"+- {fmt(w['median_z_se'], '.3f')}, "
                 f"robust sd {fmt(w['robust_std'], '.3f')}, N {w['n']})")
     out("")
     b = s["binaries"]

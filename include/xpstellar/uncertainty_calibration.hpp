@@ -6,10 +6,15 @@
 // (Teff, log g), on the training split's labels and measured parallaxes, and stores them in the
 // model file (/calibration); xps_infer applies them to every star it writes:
 //
-//   Teff, [Fe/H], log g, E:  estimate -= offset[cell],  covariance(k, k) += floor[cell]^2
+//   Teff, [Fe/H], log g, E:  estimate -= offset[cell] + feh_offset([Fe/H]),  covariance(k, k) += floor[cell]^2
 //   parallax:                p_sp -> p_sp - c p,  s^2 -> s^2 + (f p)^2, combined afresh with the
 //                            measured parallax (p the fit's parallax, c = parallax_offset_frac[cell],
 //                            f = parallax_floor_frac[cell])
+//
+// feh_offset is piecewise linear in the fit's [Fe/H] between feh_knots (constant beyond the end
+// knots; none without knots): the model's biases depend on metallicity as much as on the cell
+// (metal-poor stars came out up to 0.5 dex too metal-rich on the mock), and a star's cell and
+// curve both go by its uncalibrated estimate, which is what the tool fitted them against.
 //
 // The fit's parallax is the precision-weighted mean of the spectrophotometric parallax p_sp (Fisher
 // variance s^2) and the measured one, so both come back out of it exactly: 1/s^2 = 1/variance -
@@ -42,9 +47,15 @@ struct UncertaintyCalibration {
   std::vector<double> parallax_offset_frac; // [cells] offset of the spectrophotometric parallax / parallax
   std::vector<double> parallax_floor_frac;  // [cells] relative error of the spectrophotometric parallax
   std::vector<double> stars;                // [cells] training stars the cell's values came from (0: global)
+  // Optional: knots in the estimate's [Fe/H], increasing (none or at least two), and the offsets
+  // at them [knots x 4], added to the cell's.
+  std::vector<double> feh_knots;
+  std::vector<double> feh_offset;
 
   std::size_t cells() const { return (teff_edges_kK.size() + 1) * (logg_edges.size() + 1); }
   std::size_t cell_of(double teff_kK, double logg) const;
+  // The offsets of label k for a star: the cell's plus the [Fe/H] curve's.
+  double offset_of(std::size_t cell, double feh, int k) const;
 };
 
 // What is wrong with `calibration` (sizes, order of edges, negative or non-finite values), or "".

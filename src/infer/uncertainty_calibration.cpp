@@ -31,6 +31,18 @@ std::size_t UncertaintyCalibration::cell_of(double teff_kK, double logg) const {
   return bin_of(teff_edges_kK, teff_kK) * (logg_edges.size() + 1) + bin_of(logg_edges, logg);
 }
 
+double UncertaintyCalibration::offset_of(std::size_t cell, double feh, int k) const {
+  double value = offset[cell * calibrated_labels + k];
+  if (feh_knots.empty()) return value;
+  const std::size_t last = feh_knots.size() - 1;
+  if (!(feh > feh_knots.front())) return value + feh_offset[k];  // also NaN: the end value
+  if (feh >= feh_knots[last]) return value + feh_offset[last * calibrated_labels + k];
+  const std::size_t upper = bin_of(feh_knots, feh);  // feh_knots[upper - 1] <= feh < feh_knots[upper]
+  const double t = (feh - feh_knots[upper - 1]) / (feh_knots[upper] - feh_knots[upper - 1]);
+  return value + (1.0 - t) * feh_offset[(upper - 1) * calibrated_labels + k] +
+         t * feh_offset[upper * calibrated_labels + k];
+}
+
 std::string calibration_problem(const UncertaintyCalibration& c) {
   if (!increasing_and_finite(c.teff_edges_kK)) return "teff_edges_kK must be finite and increasing";
   if (!increasing_and_finite(c.logg_edges)) return "logg_edges must be finite and increasing";
@@ -47,6 +59,12 @@ std::string calibration_problem(const UncertaintyCalibration& c) {
                    [](double v) { return std::isfinite(v); }))
     return "parallax_offset_frac holds non-finite values";
   if (!non_negative_and_finite(c.floor)) return "floor must be finite and non-negative";
+  if (c.feh_knots.size() == 1) return "feh_knots needs none or at least two knots";
+  if (!increasing_and_finite(c.feh_knots)) return "feh_knots must be finite and increasing";
+  if (c.feh_offset.size() != c.feh_knots.size() * calibrated_labels)
+    return "feh_offset is not [" + std::to_string(c.feh_knots.size()) + " knots x 4]";
+  if (!std::all_of(c.feh_offset.begin(), c.feh_offset.end(), [](double v) { return std::isfinite(v); }))
+    return "feh_offset holds non-finite values";
   if (!non_negative_and_finite(c.parallax_floor_frac))
     return "parallax_floor_frac must be finite and non-negative";
   return "";
@@ -85,7 +103,8 @@ std::pair<double, double> recombined_parallax(double parallax, double variance, 
 void calibrate_star(const UncertaintyCalibration& calibration, double* estimate,
                     Eigen::Matrix<double, 5, 5>& covariance, MeasuredParallax measured) {
   const std::size_t cell = calibration.cell_of(estimate[0], estimate[2]);
-  const double* offset = &calibration.offset[cell * calibrated_labels];
+  double offset[calibrated_labels];
+  for (int k = 0; k < calibrated_labels; ++k) offset[k] = calibration.offset_of(cell, estimate[1], k);
   const double* floor = &calibration.floor[cell * calibrated_labels];
   const double variance = covariance(4, 4);
   const auto [parallax, parallax_variance] =

@@ -253,6 +253,11 @@ void write_calibration_group(h5::File& file, const UncertaintyCalibration& c) {
   write_array(file, "calibration/parallax_offset_frac", {cells}, c.parallax_offset_frac, "");
   write_array(file, "calibration/parallax_floor_frac", {cells}, c.parallax_floor_frac, "");
   write_array(file, "calibration/stars", {cells}, c.stars, "");
+  if (!c.feh_knots.empty()) {
+    write_array(file, "calibration/feh_knots", {c.feh_knots.size()}, c.feh_knots, "dex");
+    write_array(file, "calibration/feh_offset", {c.feh_knots.size(), calibrated_labels}, c.feh_offset,
+                "kK, dex, dex, mag");
+  }
 }
 
 void write_provenance_group(h5::File& file, const ModelProvenance& provenance) {
@@ -390,6 +395,11 @@ UncertaintyCalibration read_calibration(const h5::File& file) {
   c.parallax_offset_frac = file.has("calibration/parallax_offset_frac")
                                ? read_array(file, "calibration/parallax_offset_frac", 1).values
                                : std::vector<double>(c.parallax_floor_frac.size(), 0.0);
+  // Optional (tables without a metallicity curve, or written before 2026-12-06).
+  if (file.has("calibration/feh_knots")) {
+    c.feh_knots = read_array(file, "calibration/feh_knots", 1).values;
+    c.feh_offset = read_array(file, "calibration/feh_offset", 2).values;
+  }
   return c;
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/calibrate_uncertainties.py on a fake labelled survey with known offsets and floors per cell:
 # star tables (labels, measured parallaxes) and uncalibrated catalogs whose estimates are
-# truth + offset + N(0, err^2 + floor^2) (5 % of them three times wider), parallaxes combined from
+# truth + offset + curve(estimated [Fe/H]) + N(0, err^2 + floor^2) (5 % of them three times wider), parallaxes combined from
 # a spectrophotometric one with a known relative offset and floor and the measured one. The tool
 # must recover the injected values, ignore the validation split and flagged stars (given garbage),
 # take the offsets without the stars the training run's self-cleaning marked (bit 4, their log g
@@ -32,6 +32,11 @@ floor = np.array([[0.030, 0.040, 0.060, 0.008], [0.060, 0.020, 0.030, 0.015]])
 parallax_floor = np.array([0.08, 0.20])
 parallax_offset = np.array([-0.05, 0.03])  # spectrophotometric parallax = true (1 + offset) + noise
 OUTLIER_PARALLAX = 1.05  # the marked stars' spectrophotometric parallaxes are 5 % larger still
+# offsets added to every cell's, linear in the *estimated* [Fe/H] between these knots (Teff kK,
+# [Fe/H], log g, E): the tool runs with the same knots
+FEH_KNOTS = [-0.8, -0.3, 0.2]
+curve = np.array([[0.040, 0.200, 0.100, 0.006], [0.0, 0.0, 0.0, 0.0], [-0.020, 0.080, -0.050, -0.004]])
+curve_at = lambda x: np.stack([np.interp(x, FEH_KNOTS, curve[:, k]) for k in range(4)], axis=1)
 with h5py.File(out + "/model.h5", "w") as m:
     m.create_group("model").attrs["schema_version"] = 1
 for pixel in range(4):
@@ -40,12 +45,17 @@ for pixel in range(4):
     # Teff well away from the cell edge at 5 kK: cells go by the estimate, so stars near an edge
     # would mix the two cells' offsets (as they do, consistently, in real use)
     teff = np.where(rng.random(n) < 0.5, rng.uniform(3.8, 4.6, n), rng.uniform(5.4, 6.2, n)); logg = np.where(rng.random(n) < 0.002, 1.5, rng.uniform(3.5, 4.6, n))
-    truth = np.stack([teff, rng.uniform(-1, 0.3, n), logg, rng.uniform(0.02, 1.0, n)], axis=1)
+    # [Fe/H] is drawn for the estimate and its truth derived from it, so that the deviation given the
+    # estimate is offset + curve(estimate) + noise, exactly what the tool fits
+    est_feh = rng.uniform(-1.1, 0.5, n)
+    truth = np.stack([teff, est_feh, logg, rng.uniform(0.02, 1.0, n)], axis=1)
     cell = (teff >= 5.0).astype(int)
     label_err = np.stack([rng.uniform(0.08, 0.2, n), rng.uniform(0.05, 0.2, n), rng.uniform(0.1, 0.3, n), rng.uniform(0.02, 0.04, n)], axis=1)
     err = np.stack([rng.uniform(0.02, 0.06, n), rng.uniform(0.02, 0.05, n), rng.uniform(0.03, 0.08, n), rng.uniform(0.005, 0.02, n)], axis=1)
     width = np.sqrt(err ** 2 + floor[cell] ** 2) * np.where(rng.random((n, 1)) < 0.05, 3.0, 1.0)
-    est = truth + offset[cell] + width * rng.standard_normal((n, 4))
+    est = truth + offset[cell] + curve_at(est_feh) + width * rng.standard_normal((n, 4))
+    truth[:, 1] = 2 * est_feh - est[:, 1]  # the estimate is est_feh: the truth takes the deviation
+    est[:, 1] = est_feh
     # self-cleaning outliers (bit 4, joint rule) with log g biased low, as binaries are; bit 2 alone
     # (flux rule) does not matter by default
     joint_outlier = rng.random(n) < 0.1
@@ -89,6 +99,7 @@ mean_variance = [[mean_sq(0.02, 0.06) + mean_sq(0.08, 0.2), mean_sq(0.02, 0.05) 
 # the floors keep every star: the marked stars' shift adds its variance to log g's
 outlier_variance = [0.0, 0.0, 0.1 * 0.9 * 0.15 ** 2, 0.0]
 json.dump(dict(offset=offset.tolist(), floor=floor.tolist(), parallax_floor=parallax_floor.tolist(),
+               feh_knots=FEH_KNOTS, curve=curve.tolist(),
                parallax_offset=parallax_offset.tolist(),
                mean_variance=mean_variance, outlier_variance=outlier_variance),
           open(out + "/injected.json", "w"))
@@ -96,7 +107,7 @@ EOF
 
 tool=("/usr/bin/python3" "$XPS_SOURCE/tools/calibrate_uncertainties.py")
 "${tool[@]}" --model "$fake/model.h5" --stars "$fake/stars" --catalogs "$fake/catalog" \
-  --teff-edges 5.0 --logg-edges 2.0 --min-stars 500 > "$XPS_WORK/tool.log" 2>&1 \
+  --teff-edges 5.0 --logg-edges 2.0 --feh-knots=-0.8,-0.3,0.2 --min-stars 500 > "$XPS_WORK/tool.log" 2>&1 \
   || { cat "$XPS_WORK/tool.log"; fail "calibrate_uncertainties.py exited $?"; }
 [[ -e "$fake/model.h5.tmp" ]] && fail "temporary model file left"
 
@@ -108,6 +119,7 @@ inj = json.load(open(fake + "/injected.json"))
 with h5py.File(fake + "/model.h5") as m:
     c = {k: m["calibration/" + k][...] for k in m["calibration"]}
 assert list(c["teff_edges_kK"]) == [5.0] and list(c["logg_edges"]) == [2.0], c
+assert list(c["feh_knots"]) == inj["feh_knots"] and c["feh_offset"].shape == (3, 4), c["feh_knots"]
 # cells (Teff bin, log g bin): (0,0) and (1,0) hold the few log g < 2 stars -> global values
 assert c["stars"][0] == 0 and c["stars"][2] == 0 and c["stars"][1] > 10000 and c["stars"][3] > 10000, c["stars"]
 # Floors are judged in variance: the label noise dominates (est - label), so a floor's square is
@@ -119,7 +131,11 @@ for own, injected in [(1, 0), (3, 1)]:
         floor2 = inj["floor"][injected][k] ** 2 + inj["outlier_variance"][k]
         total = inj["mean_variance"][injected][k] + floor2
         sigma_floor2 = 1.5 * np.sqrt(2 / n) * total
-        assert abs(off[k] - inj["offset"][injected][k]) < 5 * np.sqrt(total / n), ("offset", own, k, off[k], inj["offset"][injected][k])
+        # offsets and curve share a constant: their sum at each knot is what a star there gets
+        for knot in range(3):
+            fitted = off[k] + c["feh_offset"][knot][k]
+            wanted = inj["offset"][injected][k] + inj["curve"][knot][k]
+            assert abs(fitted - wanted) < 6 * np.sqrt(total / n), ("offset", own, k, knot, fitted, wanted)
         assert abs(flo[k] ** 2 - floor2) < 4 * sigma_floor2, ("floor", own, k, flo[k], np.sqrt(floor2), np.sqrt(sigma_floor2))
     frac = c["parallax_floor_frac"][own]
     assert abs(frac / inj["parallax_floor"][injected] - 1) < 0.15, ("parallax floor", own, frac)
@@ -142,14 +158,15 @@ grep -q "left out of the offsets as self-cleaning outliers (bits 4 of $fake/mode
 # the parallax offsets up by ~0.1 x 0.05.
 cp "$fake/model.h5" "$XPS_WORK/model_all.h5"
 "${tool[@]}" --model "$XPS_WORK/model_all.h5" --stars "$fake/stars" --catalogs "$fake/catalog" \
-  --teff-edges 5.0 --logg-edges 2.0 --min-stars 500 --training-results none > "$XPS_WORK/tool_all.log" 2>&1 \
+  --teff-edges 5.0 --logg-edges 2.0 --feh-knots=-0.8,-0.3,0.2 --min-stars 500 --training-results none \
+  > "$XPS_WORK/tool_all.log" 2>&1 \
   || { cat "$XPS_WORK/tool_all.log"; fail "calibrate_uncertainties.py --training-results none exited $?"; }
 /usr/bin/python3 - "$fake" "$XPS_WORK/model_all.h5" <<'PY' || fail "--training-results none: log g offsets not pulled by the outliers"
 import json, sys
 import h5py
 inj = json.load(open(sys.argv[1] + "/injected.json"))
 with h5py.File(sys.argv[2]) as m:
-    offset = m["calibration/offset"][...]
+    offset = m["calibration/offset"][...] + m["calibration/feh_offset"][1]  # at the curve's zero
     parallax_offset = m["calibration/parallax_offset_frac"][...]
 with h5py.File(sys.argv[1] + "/model.h5") as m:
     clean_parallax_offset = m["calibration/parallax_offset_frac"][...]

@@ -174,7 +174,9 @@ infer_selected "$XPS_WORK/cat_uncal" --inference.calibrate false > "$XPS_WORK/in
 import sys, glob, os, h5py, numpy as np
 work = sys.argv[1]
 with h5py.File(work + "/model_sel.h5") as m:
-    t = {k: m["calibration/" + k][...] for k in ("teff_edges_kK", "logg_edges", "offset", "floor", "parallax_offset_frac", "parallax_floor_frac", "stars")}
+    t = {k: m["calibration/" + k][...] for k in ("teff_edges_kK", "logg_edges", "offset", "floor", "parallax_offset_frac", "parallax_floor_frac", "stars",
+                                                 "feh_knots", "feh_offset")}
+assert len(t["feh_knots"]) >= 2 and np.abs(t["feh_offset"]).max() > 0, "no [Fe/H] curve fitted"
 assert (t["stars"] > 0).any(), "no cell has its own values"
 assert (t["floor"] > 0).any() and (t["parallax_floor_frac"] > 0).any(), t
 checked = recombined = 0
@@ -192,7 +194,9 @@ for path in sorted(glob.glob(work + "/cat_cal/catalog_1_*.h5")):
         assert np.isnan(est1[~fitted]).all() and np.isfinite(est1[fitted]).all() and np.isfinite(err1[fitted]).all()
         cell = np.digitize(est0[:, 0], t["teff_edges_kK"]) * (len(t["logg_edges"]) + 1) + np.digitize(est0[:, 2], t["logg_edges"])
         f = fitted
-        assert np.allclose(est1[f, :4], est0[f, :4] - t["offset"][cell[f]], rtol=0, atol=2e-6 * (1 + np.abs(est0[f, :4]))), name
+        # the cell's offsets plus the [Fe/H] curve (np.interp: linear, the end values beyond the knots)
+        curve = np.stack([np.interp(est0[:, 1], t["feh_knots"], t["feh_offset"][:, k]) for k in range(4)], axis=1)
+        assert np.allclose(est1[f, :4], est0[f, :4] - t["offset"][cell[f]] - curve[f], rtol=0, atol=2e-6 * (1 + np.abs(est0[f, :4]))), name
         assert np.allclose(err1[f, :4] ** 2, err0[f, :4] ** 2 + t["floor"][cell[f]] ** 2, rtol=1e-4, atol=1e-12), name
         # The parallax: the spectrophotometric one taken out of the fit's, calibrated, and combined
         # with the measurement afresh (no measurement: the spectrophotometric one calibrated).

@@ -97,6 +97,9 @@ for key, p in s["pulls"].items():
         check(abs(b["robust_std"] - scale) < 4 * 1.17 * scale / math.sqrt(b["n"]),
               f"{name}: robust sd {b['robust_std']}")
         check(abs(b["median_z"] - (inj["bias"] if biased else 0)) < 0.01, f"{name}: median z {b['median_z']}")
+        # the median's sampling error: 1.2533 x the pulls' sd / sqrt(N) (the injected sd within sampling)
+        check(abs(b["median_z_se"] * math.sqrt(b["n"]) / (1.2533 * scale) - 1) < 4 * 1.17 / math.sqrt(b["n"]),
+              f"{name}: median standard error {b['median_z_se']} for {b['n']} stars")
         check(b["pass"] == (not biased), f"{name}: {'PASS' if b['pass'] else 'FAIL'} reported")
         check(b["checked"] == (b["g_hi"] <= 17), f"{name}: checked {b['checked']}")
     # Residuals in truth units: median = bias * err and scatter = scale * err in each bin.

@@ -118,6 +118,8 @@ void expect_identical(const xps::ModelFile& expected, const xps::ModelFile& actu
     EXPECT_EQ(c.parallax_offset_frac, d.parallax_offset_frac);
     EXPECT_EQ(c.parallax_floor_frac, d.parallax_floor_frac);
     EXPECT_EQ(c.stars, d.stars);
+    EXPECT_EQ(c.feh_knots, d.feh_knots);
+    EXPECT_EQ(c.feh_offset, d.feh_offset);
   }
   EXPECT_EQ(expected.provenance.config_text, actual.provenance.config_text);
   EXPECT_EQ(expected.provenance.code_version, actual.provenance.code_version);
@@ -205,6 +207,34 @@ TEST_F(ModelFileTest, CalibrationRoundTripsAndIsCheckedOnWriting) {
   c = two_by_three_calibration();
   c.offset[5] = std::nan("");
   expect_refused(c, "offset holds non-finite values");
+}
+
+TEST_F(ModelFileTest, MetallicityCurveRoundTripsAndIsOptional) {
+  xps::ModelFile model = xps::test::make_random_model_file({});
+  model.calibration = two_by_three_calibration();
+  model.calibration->feh_knots = {-1.0, -0.3, 0.4};
+  model.calibration->feh_offset = {0.1, 0.3, -0.2, 0.01, 0.0, -0.02, 0.01, 0.0, -0.05, 0.08, 0.04, -0.002};
+  xps::write_model_file(path("curve.h5"), model);
+  expect_identical(model, xps::read_model_file(path("curve.h5")));
+  {
+    xps::h5::File h5file = xps::h5::File::open_read_write(path("curve.h5"));
+    h5file.move_link("calibration/feh_offset", "old_feh_offset");
+  }
+  expect_read_error(path("curve.h5"), "calibration/feh_offset");
+
+  model.calibration = two_by_three_calibration();  // no curve: no datasets, read back empty
+  xps::write_model_file(path("plain.h5"), model);
+  EXPECT_FALSE(xps::h5::File::open_read_write(path("plain.h5")).has("calibration/feh_knots"));
+  const xps::ModelFile back = xps::read_model_file(path("plain.h5"));
+  ASSERT_TRUE(back.calibration.has_value());
+  EXPECT_TRUE(back.calibration->feh_knots.empty() && back.calibration->feh_offset.empty());
+
+  xps::ModelFile bad = model;
+  bad.calibration->feh_knots = {0.2, 0.1};
+  bad.calibration->feh_offset.assign(8, 0.0);
+  const std::string message =
+      error_message<xps::IoError>([&] { xps::write_model_file(path("bad.h5"), bad); });
+  EXPECT_NE(message.find("/calibration: feh_knots must be finite and increasing"), std::string::npos) << message;
 }
 
 TEST_F(ModelFileTest, CalibrationWithTheWrongShapeIsReportedOnReading) {

@@ -87,6 +87,41 @@ TEST(UncertaintyCalibration, OffsetsAndFloorsOfTheStarsCell) {
   }
 }
 
+// The metallicity curve: linear between its knots in the fit's [Fe/H], its end values beyond them,
+// added to the cell's offset for every label; the floors and the parallax do not see it.
+TEST(UncertaintyCalibration, MetallicityCurveAddsToTheCellOffsets) {
+  UncertaintyCalibration c = two_cell_calibration();
+  c.feh_knots = {-1.0, -0.5, 0.25};
+  c.feh_offset = {0.08, 0.40, -0.10, 0.002,  //
+                  0.00, 0.05, 0.02, -0.001,  //
+                  -0.02, 0.10, 0.06, 0.003};
+  ASSERT_EQ(calibration_problem(c), "");
+  const Matrix5 fisher_covariance = random_information(5).inverse();
+  struct Case {
+    double feh;
+    double weight[3];  // of the three knots' offsets
+  };
+  const Case cases[] = {{-2.0, {1, 0, 0}},    {-1.0, {1, 0, 0}},    {-0.8, {0.6, 0.4, 0}},
+                        {-0.5, {0, 1, 0}},    {0.1, {0, 0.2, 0.8}}, {0.25, {0, 0, 1}},
+                        {0.9, {0, 0, 1}}};
+  for (const Case& test : cases) {
+    double estimate[5] = {6.0, test.feh, 4.4, 0.3, 1.7};
+    Matrix5 covariance = fisher_covariance;
+    calibrate_star(c, estimate, covariance, MeasuredParallax{});
+    UncertaintyCalibration without_curve = two_cell_calibration();
+    double plain[5] = {6.0, test.feh, 4.4, 0.3, 1.7};
+    Matrix5 plain_covariance = fisher_covariance;
+    calibrate_star(without_curve, plain, plain_covariance, MeasuredParallax{});
+    for (int k = 0; k < 4; ++k) {
+      double curve = 0;
+      for (int knot = 0; knot < 3; ++knot) curve += test.weight[knot] * c.feh_offset[knot * 4 + k];
+      EXPECT_NEAR(estimate[k], plain[k] - curve, 1e-14) << "[Fe/H] " << test.feh << ", label " << k;
+    }
+    EXPECT_EQ(estimate[4], plain[4]);
+    EXPECT_EQ(covariance, plain_covariance);
+  }
+}
+
 // The fit's parallax combines the spectrophotometric parallax (Gaussian, covariance C_sp from the
 // flux Fisher matrix) with the measurement. Calibrating must give what combining the calibrated
 // spectrophotometric parallax with the measurement gives, done here in full 5-d information form.
@@ -189,6 +224,18 @@ TEST(UncertaintyCalibration, ProblemsAreNamed) {
   c = two_cell_calibration();
   c.parallax_offset_frac[1] = std::nan("");
   EXPECT_NE(calibration_problem(c).find("parallax_offset_frac holds non-finite values"), std::string::npos);
+  c = two_cell_calibration();
+  c.feh_knots = {0.0};
+  c.feh_offset = {0, 0, 0, 0};
+  EXPECT_NE(calibration_problem(c).find("feh_knots needs none or at least two"), std::string::npos);
+  c.feh_knots = {0.0, -0.5};
+  c.feh_offset.resize(8, 0.0);
+  EXPECT_NE(calibration_problem(c).find("feh_knots must be finite and increasing"), std::string::npos);
+  c.feh_knots = {-0.5, 0.0};
+  c.feh_offset.resize(7);
+  EXPECT_NE(calibration_problem(c).find("feh_offset is not [2 knots x 4]"), std::string::npos);
+  c.feh_offset.assign(8, std::nan(""));
+  EXPECT_NE(calibration_problem(c).find("feh_offset holds non-finite values"), std::string::npos);
 }
 
 }  // namespace
