@@ -60,6 +60,8 @@ struct CatalogRows {
   std::vector<float> chi2_dof;                   // chi2_opt / (bands used - free parameters)
   std::vector<float> xi_est;                     // extinction-curve shape; NaN if the model has none
   std::vector<double> loss_opt;                  // L_inf at the optimum (DESIGN §1.3)
+  std::vector<float> parallax_spectro;           // mas: the spectrum's parallax alone (from the joint fit)
+  std::vector<float> parallax_spectro_error;     // mas
   std::vector<std::uint8_t> fit_status;          // FitStatus
   std::vector<std::int32_t> iterations;          // optimiser iterations (or steps) used
   std::vector<std::uint8_t> bands_used;          // bands with data

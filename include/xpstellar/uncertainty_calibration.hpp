@@ -73,10 +73,24 @@ struct MeasuredParallax {
 // none: the parallax is left as the fit wrote it.
 inline constexpr double spectrum_information_min = 1e-6;
 
+// A parallax and its variance; NaN both where there is none.
+struct ParallaxEstimate {
+  double value = std::nan("");
+  double variance = std::nan("");
+  bool available() const { return std::isfinite(value) && std::isfinite(variance) && variance > 0; }
+};
+
+// The spectrophotometric parallax p_sp and its variance s^2 taken back out of a joint fit's
+// parallax and variance (1/s^2 = 1/variance - 1/error^2); the fit's own without a measurement;
+// none where the spectrum adds less than spectrum_information_min of the measurement's information.
+ParallaxEstimate spectrophotometric_parallax(double parallax, double variance, MeasuredParallax measured);
+
 // Calibrates one star in the catalog's parameters (Teff kK, [Fe/H], log g, E, parallax mas).
 // The covariance is the fit's (Fisher, with the measurement); it is updated and the caller
-// recomputes errors and the inverse covariance.
+// recomputes errors and the inverse covariance. `spectro`, if given, receives the calibrated
+// spectrophotometric parallax (p_sp - c p, s^2 + (f p)^2) that the parallax was combined from.
 void calibrate_star(const UncertaintyCalibration& calibration, double* estimate,
-                    Eigen::Matrix<double, 5, 5>& covariance, MeasuredParallax measured);
+                    Eigen::Matrix<double, 5, 5>& covariance, MeasuredParallax measured,
+                    ParallaxEstimate* spectro = nullptr);
 
 }  // namespace xps

@@ -27,6 +27,7 @@ void write_not_fitted(FitStatus status, int bands_used, std::size_t row, Catalog
     rows.stellar_params_cov_triu[r * catalog_triangle + k] = nan_value;
   }
   rows.chi2_opt[r] = rows.ln_prior[r] = rows.chi2_dof[r] = rows.xi_est[r] = nan_value;
+  rows.parallax_spectro[r] = rows.parallax_spectro_error[r] = nan_value;
   rows.teff_confidence[r] = rows.feh_confidence[r] = rows.logg_confidence[r] = nan_value;
   rows.loss_opt[r] = std::numeric_limits<double>::quiet_NaN();
   rows.quality_flags[r] = quality_not_fitted;
@@ -50,10 +51,17 @@ void InferenceWorker::write_fit(const InferenceStar& star, const StarFit& fit, s
   }
   const double parallax_error = star.has_parallax ? star.parallax_error : 0.0;
   StarUncertainty u = fisher_uncertainty(m_loss.whitened_catalog_jacobian(star, p), parallax_error);
+  const MeasuredParallax measured{star.parallax, parallax_error};
+  ParallaxEstimate spectro;
   if (m_context.calibration) {
-    calibrate_star(*m_context.calibration, estimate, u.covariance,
-                   MeasuredParallax{star.parallax, parallax_error});
+    calibrate_star(*m_context.calibration, estimate, u.covariance, measured, &spectro);
     u = uncertainty_of_covariance(u.covariance);
+  } else {
+    spectro = spectrophotometric_parallax(estimate[4], u.covariance(4, 4), measured);
+  }
+  if (spectro.available()) {
+    rows.parallax_spectro[r] = static_cast<float>(spectro.value);
+    rows.parallax_spectro_error[r] = static_cast<float>(std::sqrt(spectro.variance));
   }
   for (int k = 0; k < catalog_parameters; ++k) {
     rows.stellar_params_est[r * catalog_parameters + k] = static_cast<float>(estimate[k]);

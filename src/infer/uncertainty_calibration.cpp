@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <utility>
 
 namespace xps {
 
@@ -70,46 +69,51 @@ std::string calibration_problem(const UncertaintyCalibration& c) {
   return "";
 }
 
+ParallaxEstimate spectrophotometric_parallax(double parallax, double variance, MeasuredParallax measured) {
+  if (!measured.usable()) return {parallax, variance};
+  // The marginal information is the spectrum's plus the measurement's (which informs the parallax
+  // alone): take the measurement back out.
+  const double measured_variance = measured.error * measured.error;
+  const double room = measured_variance - variance;
+  if (!(room > spectrum_information_min * measured_variance)) return {};
+  const double spectro_variance = variance * measured_variance / room;
+  return {parallax + (parallax - measured.value) * spectro_variance / measured_variance, spectro_variance};
+}
+
 namespace {
 
-// The parallax recombined from the spectrophotometric one, calibrated, and the measurement:
-// (estimate, variance), or the input where the spectrum carries no parallax information.
-std::pair<double, double> recombined_parallax(double parallax, double variance, MeasuredParallax measured,
-                                              double offset_frac, double floor_frac) {
-  double spectro = parallax, spectro_variance = variance;
-  const bool has_measurement = measured.usable();
-  const double measured_variance = measured.error * measured.error;
-  if (has_measurement) {
-    // The marginal information is the spectrum's plus the measurement's (which informs the
-    // parallax alone): take the measurement back out.
-    const double room = measured_variance - variance;
-    if (!(room > spectrum_information_min * measured_variance)) return {parallax, variance};
-    spectro_variance = variance * measured_variance / room;
-    spectro = parallax + (parallax - measured.value) * spectro_variance / measured_variance;
-  }
-  // The fit's parallax is the scale: precise, and what tools/calibrate_uncertainties.py used.
-  spectro -= offset_frac * parallax;
+// The spectrophotometric parallax calibrated: the fit's parallax is the scale (precise, and what
+// tools/calibrate_uncertainties.py used).
+ParallaxEstimate calibrated_spectro(ParallaxEstimate spectro, double parallax, double offset_frac,
+                                    double floor_frac) {
   const double spectro_floor = floor_frac * parallax;
-  spectro_variance += spectro_floor * spectro_floor;
-  if (!has_measurement) return {spectro, spectro_variance};
-  const double measured_information = 1.0 / measured_variance;
-  const double combined_variance = 1.0 / (1.0 / spectro_variance + measured_information);
-  return {combined_variance * (spectro / spectro_variance + measured.value * measured_information),
-          combined_variance};
+  return {spectro.value - offset_frac * parallax, spectro.variance + spectro_floor * spectro_floor};
 }
 
 }  // namespace
 
 void calibrate_star(const UncertaintyCalibration& calibration, double* estimate,
-                    Eigen::Matrix<double, 5, 5>& covariance, MeasuredParallax measured) {
+                    Eigen::Matrix<double, 5, 5>& covariance, MeasuredParallax measured,
+                    ParallaxEstimate* spectro_out) {
   const std::size_t cell = calibration.cell_of(estimate[0], estimate[2]);
   double offset[calibrated_labels];
   for (int k = 0; k < calibrated_labels; ++k) offset[k] = calibration.offset_of(cell, estimate[1], k);
   const double* floor = &calibration.floor[cell * calibrated_labels];
   const double variance = covariance(4, 4);
-  const auto [parallax, parallax_variance] =
-      recombined_parallax(estimate[4], variance, measured, calibration.parallax_offset_frac[cell],
-                          calibration.parallax_floor_frac[cell]);
+  const ParallaxEstimate raw_spectro = spectrophotometric_parallax(estimate[4], variance, measured);
+  ParallaxEstimate spectro;  // none where the spectrum carries no parallax information
+  double parallax = estimate[4], parallax_variance = variance;  // then the fit's stays
+  if (raw_spectro.available()) {
+    spectro = calibrated_spectro(raw_spectro, estimate[4], calibration.parallax_offset_frac[cell],
+                                 calibration.parallax_floor_frac[cell]);
+    parallax = spectro.value, parallax_variance = spectro.variance;
+    if (measured.usable()) {  // recombined with the measurement
+      const double measured_information = 1.0 / (measured.error * measured.error);
+      parallax_variance = 1.0 / (1.0 / spectro.variance + measured_information);
+      parallax = parallax_variance * (spectro.value / spectro.variance + measured.value * measured_information);
+    }
+  }
+  if (spectro_out) *spectro_out = spectro;
   estimate[4] = parallax;
   if (variance > 0) {
     const double scale = std::sqrt(parallax_variance / variance);

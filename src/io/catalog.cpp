@@ -108,6 +108,16 @@ void visit_columns(Rows& rows, Visit&& visit) {
                    "inference loss L_inf = chi^2 + parallax term - 2 ln prior - 2 ln parallax - 2 "
                    "ln E [+ (xi / sigma_xi)^2 with a xi prior] at the optimum"},
         rows.loss_opt);
+  visit(ColumnInfo{"parallax_spectro", 1, "mas",
+                   "spectrophotometric parallax: what the spectrum alone says, taken back out of "
+                   "the joint fit (1/s^2 = 1/err^2 - 1/parallax_error^2); if /catalog@calibrated "
+                   "is 1, calibrated (what the parallax estimate was recombined from); NaN when "
+                   "not fitted or when the spectrum adds no parallax information"},
+        rows.parallax_spectro);
+  visit(ColumnInfo{"parallax_spectro_error", 1, "mas",
+                   "1-sigma uncertainty of parallax_spectro (docs/catalog.md: what it is good "
+                   "for)"},
+        rows.parallax_spectro_error);
   visit(ColumnInfo{"fit_status", 1, "",
                    "how the fit ended or why there is none (attribute fit_status_names of "
                    "/catalog)"},

@@ -29,6 +29,8 @@ COLUMNS = {
     "chi2_dof": (np.float32, 1, ""),
     "xi_est": (np.float32, 1, ""),
     "loss_opt": (np.float64, 1, ""),
+    "parallax_spectro": (np.float32, 1, "mas"),
+    "parallax_spectro_error": (np.float32, 1, "mas"),
     "fit_status": (np.uint8, 1, ""),
     "iterations": (np.int32, 1, ""),
     "bands_used": (np.uint8, 1, ""),
@@ -73,10 +75,13 @@ def expected_rows(n):
     e["chi2_dof"] = fi / 16.0
     e["xi_est"] = np.where(i % 3 == 0, nan, -0.5 + fi / 4096.0)
     e["loss_opt"] = 1000.0 + fi / 8.0
+    e["parallax_spectro"] = np.where(i % 4 != 0, 0.25 + fi / 512.0, nan)
+    e["parallax_spectro_error"] = np.where(i % 4 != 0, 0.03125 + fi / 131072.0, nan)
     for name in ("stellar_params_est", "stellar_params_err", "stellar_params_icov_triu",
                  "stellar_params_cov_triu"):
         e[name][~fitted, :] = nan
-    for name in ("chi2_opt", "ln_prior", "chi2_dof", "xi_est", "loss_opt"):
+    for name in ("chi2_opt", "ln_prior", "chi2_dof", "xi_est", "loss_opt", "parallax_spectro",
+                 "parallax_spectro_error"):
         e[name] = np.where(fitted, e[name], nan)
     for name in ("teff_confidence", "feh_confidence", "logg_confidence"):
         e[name] = np.full(n, nan)
@@ -170,7 +175,7 @@ def export_to_fits(path, n, workdir):
             full[name].description = c[name].attrs["description"]
             if c[name].attrs["unit"] == "deg":
                 full[name].unit = "deg"
-    if len(scalars) != n or len(scalars.colnames) != 15 or len(full.colnames) != len(COLUMNS):
+    if len(scalars) != n or len(scalars.colnames) != 17 or len(full.colnames) != len(COLUMNS):
         fail(f"{path}: astropy tables have {len(scalars)} rows, {scalars.colnames} scalar columns")
     stem = os.path.join(workdir, os.path.basename(path).replace(".h5", ""))
     with warnings.catch_warnings():

@@ -213,6 +213,16 @@ for path in sorted(glob.glob(work + "/cat_cal/catalog_1_*.h5")):
             v1 = np.where(has, 1 / (1 / s2 + 1 / m2), s2)
             p1 = np.where(has, v1 * (sp / s2 + measured / m2), sp)
         clear = f & (~has | (room > 1e-3 * m2))  # away from the no-spectral-information cut
+        # parallax_spectro: the calibrated spectrophotometric parallax (sp, s2 above) in the calibrated
+        # catalog, the raw one taken out of the fit in the uncalibrated catalog
+        assert np.allclose(cal["catalog/parallax_spectro"][...][clear], sp[clear], rtol=1e-4, atol=0), name
+        assert np.allclose(cal["catalog/parallax_spectro_error"][...][clear] ** 2, s2[clear], rtol=1e-3), name
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw_s2 = np.where(has, v0 * m2 / room, v0)
+            raw_sp = np.where(has, est0[:, 4] + (est0[:, 4] - measured) * raw_s2 / m2, est0[:, 4])
+        assert np.allclose(unc["catalog/parallax_spectro"][...][clear], raw_sp[clear], rtol=1e-4, atol=0), name
+        assert np.allclose(unc["catalog/parallax_spectro_error"][...][clear] ** 2, raw_s2[clear], rtol=1e-3), name
+        assert np.isnan(cal["catalog/parallax_spectro"][...][~f]).all(), "not fitted: no spectrophotometric parallax"
         assert np.allclose(est1[clear, 4], p1[clear], rtol=1e-4, atol=0), name
         assert np.allclose(err1[clear, 4] ** 2, v1[clear], rtol=1e-3), name
         assert (err1[f & has, 4] <= plx_err[f & has] * (1 + 1e-5)).all(), "a parallax less precise than its measurement"

@@ -67,6 +67,10 @@ xps::CatalogRows fixture_rows(std::size_t first, std::size_t n) {
     rows.chi2_dof[k] = fi / 16.0f;
     rows.xi_est[k] = i % 3 == 0 ? std::numeric_limits<float>::quiet_NaN() : -0.5f + fi / 4096.0f;
     rows.loss_opt[k] = 1000.0 + static_cast<double>(i) / 8.0;
+    if (i % 4 != 0) {  // every fourth: no spectrophotometric parallax
+      rows.parallax_spectro[k] = 0.25f + fi / 512.0f;
+      rows.parallax_spectro_error[k] = 0.03125f + fi / 131072.0f;
+    }
   }
   return rows;
 }

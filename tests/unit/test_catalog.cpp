@@ -88,6 +88,8 @@ xps::CatalogRows make_rows(std::size_t first, std::size_t n) {
     rows.chi2_dof[k] = rows.chi2_opt[k] / 61.0f;
     rows.xi_est[k] = i % 3 == 0 ? nan_f : 0.1f - 1e-5f * x;
     rows.loss_opt[k] = 1e4 + 1e-3 * static_cast<double>(i);
+    rows.parallax_spectro[k] = i % 5 == 0 ? nan_f : 0.5f + 1e-4f * x;
+    rows.parallax_spectro_error[k] = i % 5 == 0 ? nan_f : 0.02f + 1e-7f * x;
   }
   return rows;
 }
@@ -116,6 +118,8 @@ void expect_same_rows(const xps::CatalogRows& expected, const xps::CatalogRows& 
   EXPECT_TRUE(same_bits(actual.chi2_dof, expected.chi2_dof));
   EXPECT_TRUE(same_bits(actual.xi_est, expected.xi_est));
   EXPECT_TRUE(same_bits(actual.loss_opt, expected.loss_opt));
+  EXPECT_TRUE(same_bits(actual.parallax_spectro, expected.parallax_spectro));
+  EXPECT_TRUE(same_bits(actual.parallax_spectro_error, expected.parallax_spectro_error));
   EXPECT_TRUE(same_bits(actual.fit_status, expected.fit_status));
   EXPECT_TRUE(same_bits(actual.iterations, expected.iterations));
   EXPECT_TRUE(same_bits(actual.bands_used, expected.bands_used));

@@ -150,7 +150,12 @@ TEST(UncertaintyCalibration, ParallaxIsRecombinedFromTheCalibratedSpectrophotome
             covariance * (flux_information * spectro_mean + along_parallax * measured.value * measured_information);
         double estimate[5];
         for (int k = 0; k < 5; ++k) estimate[k] = joint_mean(k);
-        calibrate_star(c, estimate, covariance, measured);
+        ParallaxEstimate spectro;
+        const ParallaxEstimate uncalibrated = spectrophotometric_parallax(joint_mean(4), covariance(4, 4), measured);
+        calibrate_star(c, estimate, covariance, measured, &spectro);
+        // The spectrum's parallax taken back out of the fit is the flux-only Gaussian's marginal.
+        EXPECT_NEAR(uncalibrated.value, spectro_mean(4), 1e-9 * spectro_mean(4));
+        EXPECT_NEAR(uncalibrated.variance, spectro_covariance(4, 4), 1e-9 * spectro_covariance(4, 4));
         // Brute force: the calibrated spectrum's Gaussian (shifted and widened along the parallax)
         // times the measurement.
         Eigen::Matrix<double, 5, 1> calibrated_mean = spectro_mean;
@@ -166,6 +171,8 @@ TEST(UncertaintyCalibration, ParallaxIsRecombinedFromTheCalibratedSpectrophotome
         const std::string what = "offset " + std::to_string(offset_frac) + ", floor " + std::to_string(floor_frac) +
                                  ", measured/spectro " + std::to_string(measured_over_spectro);
         EXPECT_NEAR(estimate[4], expected_mean(4), 1e-9 * expected_mean(4)) << what;
+        EXPECT_NEAR(spectro.value, calibrated_mean(4), 1e-9 * calibrated_mean(4)) << what;
+        EXPECT_NEAR(spectro.variance, calibrated_covariance(4, 4), 1e-9 * calibrated_covariance(4, 4)) << what;
         EXPECT_NEAR(covariance(4, 4), expected_covariance(4, 4), 1e-9 * expected_covariance(4, 4)) << what;
         for (int k = 0; k < 4; ++k) EXPECT_NEAR(estimate[k], joint_mean(k), 1e-12) << "labels keep the fit's values";
         // Never less precise than the measurement alone.
@@ -178,9 +185,16 @@ TEST(UncertaintyCalibration, ParallaxIsRecombinedFromTheCalibratedSpectrophotome
   // A parallax the spectrum adds nothing to: left as it was.
   double estimate[5] = {5.5, 0.0, 4.0, 0.1, 2.0};
   Matrix5 covariance = Matrix5::Identity() * 0.04;
-  calibrate_star(c, estimate, covariance, MeasuredParallax{2.1, 0.2});
+  ParallaxEstimate spectro{1.0, 1.0};
+  calibrate_star(c, estimate, covariance, MeasuredParallax{2.1, 0.2}, &spectro);
   EXPECT_DOUBLE_EQ(covariance(4, 4), 0.04);
   EXPECT_DOUBLE_EQ(estimate[4], 2.0);
+  EXPECT_FALSE(spectro.available()) << "no spectrophotometric parallax to report";
+  EXPECT_TRUE(std::isnan(spectro.value) && std::isnan(spectro.variance));
+  // Without a measurement the fit's parallax is the spectrum's.
+  const ParallaxEstimate alone = spectrophotometric_parallax(2.0, 0.04, MeasuredParallax{});
+  EXPECT_EQ(alone.value, 2.0);
+  EXPECT_EQ(alone.variance, 0.04);
 }
 
 TEST(UncertaintyCalibration, WithoutParallaxTermsTheFitsParallaxStays) {
