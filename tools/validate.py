@@ -69,6 +69,8 @@ CATALOG_COLUMNS = {
 }
 COMPARE_COLUMNS = {"gdr3_source_id": "catalog/gdr3_source_id", "loss_opt": "catalog/loss_opt",
                    "fit_status": "catalog/fit_status", "quality_flags": "catalog/quality_flags"}
+OPTIONAL_CATALOG_COLUMNS = {"parallax_spectro": "catalog/parallax_spectro",
+                            "parallax_spectro_error": "catalog/parallax_spectro_error"}
 CONSISTENCY_COLUMNS = {"gdr3_source_id": "catalog/gdr3_source_id", "est": "catalog/stellar_params_est",
                        "err": "catalog/stellar_params_err", "fit_status": "catalog/fit_status",
                        "quality_flags": "catalog/quality_flags"}
@@ -173,8 +175,9 @@ def read_main(stars_dir, catalogs_dir, need_loss=False):
             notes.append(f"no catalog for {os.path.basename(table_path)}: partition left out")
             continue
         stars, _ = read_columns(table_path, STAR_COLUMNS)
-        columns = dict(CATALOG_COLUMNS, loss_opt="catalog/loss_opt") if need_loss else CATALOG_COLUMNS
-        catalog, attrs = read_columns(catalog_path, columns)
+        columns = dict(CATALOG_COLUMNS, loss_opt="catalog/loss_opt") if need_loss else dict(CATALOG_COLUMNS)
+        columns.update(OPTIONAL_CATALOG_COLUMNS)
+        catalog, attrs = read_columns(catalog_path, columns, optional=OPTIONAL_CATALOG_COLUMNS)
         n = stars["source_id"].shape[0]
         if catalog["gdr3_source_id"].shape[0] != n:
             raise InputError(f"{catalog_path}: {catalog['gdr3_source_id'].shape[0]} rows, its star "
@@ -197,7 +200,9 @@ def read_main(stars_dir, catalogs_dir, need_loss=False):
     if not parts:
         raise InputError(f"{catalogs_dir}: no catalog (catalog_<L>_<pixel>.h5) for any star table "
                          f"in {stars_dir}")
-    data = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    # optional columns only where every catalog has them (catalogs before 2026-12-06 lack them)
+    names = [name for name in parts[0] if all(name in p for p in parts)]
+    data = {name: np.concatenate([p[name] for p in parts]) for name in names}
     return data, attributes, notes, len(parts), len(tables)
 
 
@@ -446,6 +451,8 @@ def parallax_consistency(selection, spectro_dir, args):
     # One-sided: a binary's light makes its spectrophotometric parallax too large, never too small.
     out["excess"] = dict(z_min=args.excess_z, **flagged_shares(
         z > args.excess_z, use, selection["is_binary"][i_sel] == 1, selection["mass_ratio"][i_sel]))
+    if "parallax_spectro" in selection:
+        out["joint"] = joint_spectro_parallax(selection, i_sel, use, parallax_sp, measured, measured_error, args)
     out["bins"] = []
     edges = args.g_bins
     for lo, hi in zip(edges[:-1], edges[1:]):
@@ -454,6 +461,23 @@ def parallax_consistency(selection, spectro_dir, args):
                             "robust_std": robust_std(z[in_bin]), "median": median(z[in_bin]),
                             "truth_robust_std": robust_std(z_truth[in_bin])})
     return out
+
+
+def joint_spectro_parallax(selection, i_sel, use, parallax_sp, measured, measured_error, args):
+    """The main catalogs' parallax_spectro (taken back out of the joint fit, no second fit) on the
+    same stars: its relative difference to the spectrum-only fit, the robust sd of its z, and the
+    binary candidates it picks."""
+    joint = selection["parallax_spectro"][i_sel].astype(np.float64)
+    joint_error = selection["parallax_spectro_error"][i_sel].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (joint - measured) / np.sqrt(joint_error ** 2 + measured_error ** 2)
+        relative = (joint - parallax_sp) / parallax_sp
+    rows = use & np.isfinite(z)
+    single = selection["is_binary"][i_sel] == 0
+    return {"n": int(rows.sum()), "robust_std_singles": robust_std(z[rows & single]),
+            "relative_median": median(relative[rows]), "relative_robust_std": robust_std(relative[rows]),
+            "excess": dict(z_min=args.excess_z, **flagged_shares(
+                z > args.excess_z, rows, ~single, selection["mass_ratio"][i_sel]))}
 
 
 def consistency_text(c):
@@ -475,6 +499,12 @@ def consistency_text(c):
                 f"{fmt(b['median'], '+.3f'):>8} {fmt(b['truth_robust_std'], '.3f'):>9}")
     out(f"  binary candidates, z > {c['excess']['z_min']:g} (the binary's light makes the spectrum's "
         f"parallax too large): {excess_text(c['excess'])}")
+    j = c.get("joint")
+    if j:
+        out(f"  the main catalogs' parallax_spectro (taken out of the joint fit) on {j['n']} of these stars: "
+            f"relative to the spectrum-only fit median {fmt(j['relative_median'], '+.4f')}, robust sd "
+            f"{fmt(j['relative_robust_std'], '.4f')}; its z robust sd (singles) {fmt(j['robust_std_singles'], '.3f')}; "
+            f"z > {j['excess']['z_min']:g}: {excess_text(j['excess'])}")
     return "\n".join(lines) + "\n"
 
 

@@ -216,7 +216,7 @@ def write_star_table(path, p):
         f["truth/is_binary"] = p["is_binary"]
 
 
-def write_catalog(path, p, loss, status, optimizer, wall):
+def write_catalog(path, p, loss, status, optimizer, wall, parallax_spectro=None):
     n = p["source_id"].size
     fitted = status <= 1
     with h5py.File(path, "w") as f:
@@ -238,6 +238,8 @@ def write_catalog(path, p, loss, status, optimizer, wall):
         c["fit_status"] = status
         c["iterations"] = np.full(n, 20, dtype=np.int32)
         c["bands_used"] = np.full(n, 66, dtype=np.uint8)
+        if parallax_spectro is not None:  # (value, error): xps_infer's columns since 2026-12-06
+            c["parallax_spectro"], c["parallax_spectro_error"] = parallax_spectro
         c.attrs["parallax_zero_point"] = ZERO_POINT
         c.attrs["optimizer"] = optimizer
         c.attrs["model_file"] = "fake_model.h5"
@@ -281,10 +283,11 @@ def main():
     both = (first["fit_status"] <= 1) & (compare_status <= 1)
     loss_compare = np.where(compare_status <= 1, loss_main[0] - d, 0.0)
 
-    for p, loss, pixel in zip(parts, loss_main, PIXELS):
+    for p, s, loss, pixel in zip(parts, spectro, loss_main, PIXELS):
         write_star_table(os.path.join(args.output, "stars", f"stars_{LEVEL}_{pixel}.h5"), p)
+        # the main catalogs carry the spectro catalogs' parallaxes as their parallax_spectro
         write_catalog(os.path.join(args.output, "main", f"catalog_{LEVEL}_{pixel}.h5"), p, loss,
-                      p["fit_status"], "fast", WALL_MAIN)
+                      p["fit_status"], "fast", WALL_MAIN, (s["est"][:, 4], s["err"][:, 4]))
     for p, loss, pixel in zip(spectro, loss_main, PIXELS):
         write_catalog(os.path.join(args.output, "spectro", f"catalog_{LEVEL}_{pixel}.h5"), p, loss,
                       p["fit_status"], "fast", WALL_MAIN)

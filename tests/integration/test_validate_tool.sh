@@ -158,6 +158,14 @@ check(want_ex["singles"] > 0 and want_ex["binaries"] > 0, f"excess: injection fl
 check([b["n_flagged"] for b in ex["q_bins"]] == want_ex["q_bins"],
       f"excess: q bins {[b['n_flagged'] for b in ex['q_bins']]}, injected {want_ex['q_bins']}")
 check(ex["singles"]["n"] + ex["binaries"]["n"] == pc["all"]["n"], "excess: singles + binaries != all")
+# The main catalogs' parallax_spectro holds the spectro catalogs' parallaxes: the same z, stars, counts.
+j = pc.get("joint")
+check(j is not None, "no comparison with the main catalogs' parallax_spectro")
+if j:
+    check(j["n"] == pc["all"]["n"] and j["relative_median"] == 0 and j["relative_robust_std"] == 0,
+          f"parallax_spectro vs spectrum-only: {j}")
+    for group in ("singles", "binaries"):
+        check(j["excess"][group] == ex[group], f"parallax_spectro candidates {group}: {j['excess'][group]} != {ex[group]}")
 check("parallax_consistency" not in load("default"), "consistency reported without --spectro-catalogs")
 
 # The default selection: labelled stars of the held-out split (scalar reference counts).
