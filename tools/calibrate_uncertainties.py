@@ -325,7 +325,7 @@ def fit_curve(deviation, variance, basis):
     weight = 1.0 / variance
     knots = basis.shape[1]
     second_difference = np.diff(np.eye(knots), 2, axis=0)
-    smoothing = 1e-4 * weight.sum() / knots * (second_difference.T @ second_difference) + 1e-9 * weight.sum() * np.eye(knots)
+    smoothing = weight.sum() * (1e-4 / knots * (second_difference.T @ second_difference) + 1e-9 * np.eye(knots))
     values = np.zeros(knots)
     for _ in range(10):
         whitened = (deviation - basis @ values) * np.sqrt(weight)

@@ -324,7 +324,7 @@ def analyse(d, args):
                 "FAIL" if not verdict_ok else "no checked bin")
         p["worst_bin"] = None if worst is None else {
             "g_lo": worst["g_lo"], "g_hi": worst["g_hi"], "median_z": worst["median_z"],
-        "median_z_se": worst["median_z_se"],
+            "median_z_se": worst["median_z_se"],
             "robust_std": worst["robust_std"], "n": worst["n"], "pass": worst["pass"]}
         s["pulls"][key] = p
 
