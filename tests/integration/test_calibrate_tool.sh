@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tools/calibrate_uncertainties.py on a fake labelled survey with known offsets and floors per cell:
 # star tables (labels, measured parallaxes) and uncalibrated catalogs whose estimates are
-# truth + offset + curve(estimated [Fe/H]) + N(0, err^2 + floor^2) (5 % of them three times wider), parallaxes combined from
-# a spectrophotometric one with a known relative offset and floor and the measured one. The tool
+# truth + offset + curve(estimated [Fe/H]) + N(0, err^2 + floor^2) (5 % of them five times wider,
+# one of the fit's components), parallaxes combined from a spectrophotometric one with a known
+# relative offset and floor and the measured one. The tool
 # must recover the injected values, ignore the validation split and flagged stars (given garbage),
 # take the offsets without the stars the training run's self-cleaning marked (bit 4, their log g
 # shifted low and their spectrophotometric parallax high, like unresolved binaries;
@@ -52,7 +53,7 @@ for pixel in range(4):
     cell = (teff >= 5.0).astype(int)
     label_err = np.stack([rng.uniform(0.08, 0.2, n), rng.uniform(0.05, 0.2, n), rng.uniform(0.1, 0.3, n), rng.uniform(0.02, 0.04, n)], axis=1)
     err = np.stack([rng.uniform(0.02, 0.06, n), rng.uniform(0.02, 0.05, n), rng.uniform(0.03, 0.08, n), rng.uniform(0.005, 0.02, n)], axis=1)
-    width = np.sqrt(err ** 2 + floor[cell] ** 2) * np.where(rng.random((n, 1)) < 0.05, 3.0, 1.0)
+    width = np.sqrt(err ** 2 + floor[cell] ** 2) * np.where(rng.random((n, 1)) < 0.05, 5.0, 1.0)
     est = truth + offset[cell] + curve_at(est_feh) + width * rng.standard_normal((n, 4))
     truth[:, 1] = 2 * est_feh - est[:, 1]  # the estimate is est_feh: the truth takes the deviation
     est[:, 1] = est_feh
