@@ -19,8 +19,8 @@ common to all cells, fitted by robust least squares in turns with the cells: the
 depend on metallicity too (on the mock, metal-poor stars came out up to 0.5 dex too metal-rich, and
 a cell's offset is an average over its metallicities). Each cell value is a maximum-likelihood fit
 in which the estimates' errors are a scale mixture, the bulk and components of the same centre 2,
-5 and 20 times as wide (binaries, stars the model cannot describe), and the reference (label, measured parallax) its stated
-Gaussian noise, so the floor is that of the bulk. The offsets and the curve leave out the stars the
+5 and 20 times as wide (binaries, stars the model cannot describe), and the reference (label,
+measured parallax) its stated Gaussian noise, so the floor is that of the bulk. The offsets and the curve leave out the stars the
 training run's self-cleaning marked (joint criterion by default; xps_train's MODEL_training/
 results): unresolved binaries, a fifth of the mock's stars, have log g estimates biased low and
 otherwise set the offsets, leaving single stars' log g pulls at a median of +0.2. The floors keep
