@@ -6,15 +6,21 @@
 # then runs on all of it (the 20 % validation stars are inferred without their labels) and on the
 # default survey (config/mock_default.ini); two partitions are also fitted with the paper's optimiser
 # for the comparison in the report, and the labelled sample without its measured parallaxes
-# (spectrum-only parallaxes: the report's truth-free check of the parallax errors). A second labelled
-# sample from the same truth model, never trained or calibrated on ($XPS_HOLDOUT_STARS, 100,000 stars;
-# 0 leaves it out), is inferred and validated with every star: the 20 % split holds only ~150 stars at
-# G 10-12, too few to test a 0.1 sigma median bias there (standard error 0.08-0.12 sigma). The model-error
-# terms of inference are chosen against the labels of the training split
+# (spectrum-only parallaxes: the report's truth-free check of the parallax errors). A second
+# labelled sample from the same truth model, never trained or calibrated on ($XPS_HOLDOUT_STARS,
+# 100,000 stars; 0 leaves it out), is inferred and validated with every star: the 20 % split holds
+# only ~150 stars at G 10-12, too few to test a 0.1 sigma median bias there (standard error
+# 0.08-0.12 sigma). The model-error terms of inference are chosen against the labels of the
+# training split
 # (tools/select_model_error.py), and the catalogs' offsets and error floors are calibrated on the
 # same split's labels and parallaxes (tools/calibrate_uncertainties.py), never against the truth. Outputs under $XPS_OUTPUT (default out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+holdout_stars="${XPS_HOLDOUT_STARS:-100000}"
+if [[ ! "$holdout_stars" =~ ^[0-9]+$ ]]; then
+  echo "main_job: XPS_HOLDOUT_STARS must be a number of stars (0: none), not '$holdout_stars'" >&2
+  exit 2
+fi
 scripts/build.sh
 ranks="${XPS_RANKS:-2}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
@@ -23,8 +29,6 @@ mpirun_flags=(--oversubscribe)
 run() { mpirun "${mpirun_flags[@]}" -np "$ranks" "$@"; }
 output="${XPS_OUTPUT:-out}"
 training_stars="${XPS_TRAINING_STARS:-40000}"
-holdout_stars="${XPS_HOLDOUT_STARS:-100000}"
-[[ "$holdout_stars" =~ ^[0-9]+$ ]] || { echo "main_job: XPS_HOLDOUT_STARS must be a number of stars (0: none), not '$holdout_stars'" >&2; exit 2; }
 # XPS_SEED=N: other mock surveys than the embedded default (seed N for the survey, N + 1 for the
 # labelled sample); unset: the seeds of config/mock_*.ini
 # (the independent labelled sample: N + 2; unset: the labelled sample's seed + 1)
@@ -71,7 +75,8 @@ echo "== 7/8 validation report -> $output/validation"
   --output "$output/validation"
 
 if (( holdout_stars > 0 )); then
-  echo "== 8/8 independent labelled sample ($holdout_stars stars, never trained on) -> $output/holdout, $output/catalog_holdout, $output/validation_holdout"
+  echo "== 8/8 independent labelled sample ($holdout_stars stars, never trained on) -> $output/holdout,"
+  echo "   catalogs -> $output/catalog_holdout, validation report -> $output/validation_holdout"
   run build/bin/xps_mock --config config/mock_training.ini "${holdout_seed[@]}" --stars "$holdout_stars" \
     --output "$output/holdout"
   run build/bin/xps_infer --model "$output/model.h5" --stars "$output/holdout" --output "$output/catalog_holdout"
