@@ -11,9 +11,9 @@
 # 100,000 stars; 0 leaves it out), is inferred and validated with every star: the 20 % split holds
 # only ~150 stars at G 10-12, too few to test a 0.1 sigma median bias there (standard error
 # 0.08-0.12 sigma). The model-error terms of inference are chosen against the labels of the
-# training split
-# (tools/select_model_error.py), and the catalogs' offsets and error floors are calibrated on the
-# same split's labels and parallaxes (tools/calibrate_uncertainties.py), never against the truth. Outputs under $XPS_OUTPUT (default out/).
+# training split (tools/select_model_error.py), and the catalogs' offsets and error floors are
+# calibrated on the same split's labels and parallaxes (tools/calibrate_uncertainties.py), never
+# against the truth. Outputs under $XPS_OUTPUT (default out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 holdout_stars="${XPS_HOLDOUT_STARS:-100000}"
@@ -30,8 +30,8 @@ run() { mpirun "${mpirun_flags[@]}" -np "$ranks" "$@"; }
 output="${XPS_OUTPUT:-out}"
 training_stars="${XPS_TRAINING_STARS:-40000}"
 # XPS_SEED=N: other mock surveys than the embedded default (seed N for the survey, N + 1 for the
-# labelled sample); unset: the seeds of config/mock_*.ini
-# (the independent labelled sample: N + 2; unset: the labelled sample's seed + 1)
+# labelled sample, N + 2 for the independent one); unset: the seeds of config/mock_*.ini, and for
+# the independent sample config/mock_training.ini's seed (1001) + 1
 survey_seed=() training_seed=() holdout_seed=(--survey.seed 1002)
 if [[ -n "${XPS_SEED:-}" ]]; then
   survey_seed=(--survey.seed "$XPS_SEED") training_seed=(--survey.seed "$((XPS_SEED + 1))")
