@@ -20,7 +20,11 @@ depend on metallicity too (on the mock, metal-poor stars came out up to 0.5 dex 
 a cell's offset is an average over its metallicities). Each cell value is a maximum-likelihood fit
 in which the estimates' errors are a scale mixture, the bulk and components of the same centre 2,
 5 and 20 times as wide (binaries, stars the model cannot describe), and the reference (label,
-measured parallax) its stated Gaussian noise, so the floor is that of the bulk. The offsets and the curve leave out the stars the
+measured parallax) its stated Gaussian noise, so the floor is that of the bulk. For the labels of
+--outlier-tail-labels (E by default) the wide components are 5 and 20 times the whole deviation's
+width instead, outliers only: E's prior is 2-5 times noisier than its estimate, and components a few
+times the estimate's width then widen the deviations as a floor does, so the likelihood cannot tell
+them apart (fit_outlier_mixture). The offsets and the curve leave out the stars the
 training run's self-cleaning marked (joint criterion by default; xps_train's MODEL_training/
 results): unresolved binaries, a fifth of the mock's stars, have log g estimates biased low and
 otherwise set the offsets, leaving single stars' log g pulls at a median of +0.2. The floors keep
@@ -40,7 +44,7 @@ Usage: /usr/bin/python3 tools/calibrate_uncertainties.py --model MODEL.h5 --star
            [--catalogs DIR | --launcher "mpirun -np 2" --xps-infer build/bin/xps_infer]
            [--teff-edges 4.0,4.5,5.0,5.5,6.0,6.5] [--logg-edges 2.0,3.0,3.8,4.3]
            [--feh-knots -1.5,-1.0,-0.6,-0.3,0.0,0.3,0.6 | none]
-           [--min-stars 300] [--training-results DIR|none] [--outlier-bits 4]
+           [--min-stars 300] [--training-results DIR|none] [--outlier-bits 4] [--outlier-tail-labels E]
            [--max-stars 200000] [--validation-fraction 0.2] [--split-salt 0]
 
 Exit status: 0 when the model file was updated, 2 on bad usage, unreadable input or a failed
@@ -54,6 +58,7 @@ import sys
 import h5py
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import logsumexp, softmax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import training_split  # noqa: E402  (options, table choice, the xps_infer run, the model update)
@@ -177,27 +182,71 @@ def fit_scale_mixture(deviation, estimate_variance, reference_variance, extra_sc
     return mu, floor if floor > 1e-6 * scale else 0.0
 
 
+# The outlier-only mixture: components 5 and 20 times as wide as the whole deviation. On the mock
+# survey (seeds 1 and 2024), E's floors with BROAD_VARIANCE_FACTORS came out 0 in cells whose single
+# stars' E pulls were 1.3-3.4 wide (docs/inference.md, "E's floors").
+OUTLIER_VARIANCE_FACTORS = (25.0, 400.0)
+
+
+def outlier_mixture_nll(p, deviation, estimate_variance, reference_variance, scale):
+    """-ln L and its gradient in p = (mu, ln(s / scale), logits of the outlier components) of
+
+        deviation ~ w0 N(mu, t) + sum_j wj N(mu, Fj t),  t = estimate_variance + s^2 + reference_variance
+
+    with Fj = OUTLIER_VARIANCE_FACTORS and w = softmax(0, logits)."""
+    factors = np.asarray((1.0,) + OUTLIER_VARIANCE_FACTORS)[:, None]
+    floor_variance = np.exp(2.0 * p[1]) * scale ** 2
+    weight = softmax(np.concatenate([[0.0], p[2:]]))
+    variance = factors * (estimate_variance + floor_variance + reference_variance)
+    residual = deviation - p[0]
+    whitened2 = residual * residual / variance
+    ln_joint = np.log(weight)[:, None] - 0.5 * (whitened2 + np.log(variance))
+    ln_star = logsumexp(ln_joint, axis=0)
+    responsibility = np.exp(ln_joint - ln_star)
+    gradient = [-np.sum(responsibility * residual / variance),
+                -np.sum(responsibility * (whitened2 - 1.0) / variance * factors * floor_variance)]
+    gradient.extend(deviation.size * weight[1:] - responsibility[1:].sum(axis=1))
+    return -ln_star.sum(), np.asarray(gradient)
+
+
+def fit_outlier_mixture(deviation, estimate_variance, reference_variance, scale):
+    """ML (mu, floor) of outlier_mixture_nll, by L-BFGS-B on the analytic gradient. The floor is
+    identified by the width of the core: the outlier components are too wide to take its place."""
+    components = 1 + len(OUTLIER_VARIANCE_FACTORS)
+    start = [np.median(deviation), 0.0] + [-2.0] * (components - 1)
+    result = minimize(outlier_mixture_nll, start, jac=True, method="L-BFGS-B",
+                      bounds=[(None, None)] + [(-30.0, 30.0)] * components,
+                      args=(deviation, estimate_variance, reference_variance, scale),
+                      options=dict(maxiter=1000, ftol=1e-13, gtol=1e-9))
+    floor = np.exp(result.x[1]) * scale
+    return result.x[0], floor if floor > 1e-4 * scale else 0.0
+
+
 MIN_FIT_STARS = 20  # fewer stars with the label (or a parallax): the values of all stars
 
 
-def label_fit(data, rows, k):
+def label_fit(data, rows, k, outlier_tail=False):
     """(offset, floor) of label k: the floor over `rows`, the offset over those of them in the
-    offset sample (all of `rows` when fewer than MIN_FIT_STARS); None with too few labelled stars."""
-    value = centre_and_floor(data, rows, k)
+    offset sample (all of `rows` when fewer than MIN_FIT_STARS); None with too few labelled stars.
+    outlier_tail: fit_outlier_mixture instead of fit_scale_mixture."""
+    value = centre_and_floor(data, rows, k, outlier_tail)
     if value is None:
         return None
-    centre = centre_and_floor(data, rows & data["offset_sample"], k)
+    centre = centre_and_floor(data, rows & data["offset_sample"], k, outlier_tail)
     return (value[0] if centre is None else centre[0]), value[1]
 
 
-def centre_and_floor(data, rows, k):
+def centre_and_floor(data, rows, k, outlier_tail=False):
     rows = (rows & np.isfinite(data["label"][:, k]) & np.isfinite(data["label_err"][:, k])
             & (data["label_err"][:, k] > 0))
     if rows.sum() < MIN_FIT_STARS:
         return None
     deviation = data["estimate"][rows, k] - data["label"][rows, k] - data["label_shift"][rows, k]
-    return fit_scale_mixture(deviation, data["error"][rows, k] ** 2, data["label_err"][rows, k] ** 2,
-                             None, np.median(data["error"][rows, k]))
+    estimate_variance, label_variance = data["error"][rows, k] ** 2, data["label_err"][rows, k] ** 2
+    scale = np.median(data["error"][rows, k])
+    if outlier_tail:
+        return fit_outlier_mixture(deviation, estimate_variance, label_variance, scale)
+    return fit_scale_mixture(deviation, estimate_variance, label_variance, None, scale)
 
 
 SPECTRUM_SHARE_MIN = 1e-6  # below this share of the parallax information the spectrum has none
@@ -275,19 +324,30 @@ def robust_floor(deviation, variance):
     return 0.5 * (low + high)
 
 
+def parse_label_names(text, option):
+    """[4] bools: which of LABELS' names the comma-separated `text` lists ('none': no label)."""
+    names = [name for name, *_ in LABELS]
+    chosen = [] if text.strip() == "none" else [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in names]
+    if unknown:
+        raise CalibrationError(f"{option}: unknown label {unknown[0]!r} (labels: {', '.join(names)}; or none)")
+    return tuple(name in chosen for name in names)
+
+
 def cell_index(teff_kK, logg, teff_edges, logg_edges):
     return np.digitize(teff_kK, teff_edges) * (len(logg_edges) + 1) + np.digitize(logg, logg_edges)
 
 
-def cell_table(data, teff_edges, logg_edges, min_stars):
+def cell_table(data, teff_edges, logg_edges, min_stars, outlier_tail=(False,) * 4):
     """Per cell offsets [n x 4], floors [n x 4], parallax offset and floor, stars; the labels'
-    deviations less data["label_shift"] (the metallicity curve's part)."""
+    deviations less data["label_shift"] (the metallicity curve's part). outlier_tail: per label,
+    whether its fits use fit_outlier_mixture."""
     cells = (len(teff_edges) + 1) * (len(logg_edges) + 1)
     cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], teff_edges, logg_edges)
     everyone = np.ones(cell.size, dtype=bool)
     offset, floor = np.zeros((cells, 4)), np.zeros((cells, 4))
     parallax_offset, parallax_floor, stars = np.zeros(cells), np.zeros(cells), np.zeros(cells)
-    global_values = [label_fit(data, everyone, k) for k in range(4)]
+    global_values = [label_fit(data, everyone, k, outlier_tail[k]) for k in range(4)]
     for (name, *_), value in zip(LABELS, global_values):
         if value is None:
             raise CalibrationError(f"fewer than {MIN_FIT_STARS} training-split stars with a {name} label")
@@ -298,7 +358,7 @@ def cell_table(data, teff_edges, logg_edges, min_stars):
         own = rows.sum() >= min_stars
         stars[c] = rows.sum() if own else 0
         for k in range(4):
-            value = label_fit(data, rows, k) if own else None
+            value = label_fit(data, rows, k, outlier_tail[k]) if own else None
             offset[c, k], floor[c, k] = global_values[k] if value is None else value
         value = parallax_fit(data, rows, data["offset_sample"]) if own else None
         parallax_offset[c], parallax_floor[c] = global_parallax if value is None else value
@@ -358,17 +418,18 @@ def feh_curve(data, table, basis):
     return curve
 
 
-def calibrate(data, teff_edges, logg_edges, min_stars, feh_knots=()):
+def calibrate(data, teff_edges, logg_edges, min_stars, feh_knots=(), outlier_tail=(False,) * 4):
     """The /calibration table: cells (cell_table) and, with feh_knots, the offsets' [Fe/H] curve,
     fitted in turns (backfitting: each given the other)."""
     shift = np.zeros((data["estimate"].shape[0], 4))
-    table = cell_table(dict(data, label_shift=shift), teff_edges, logg_edges, min_stars)
+    table = cell_table(dict(data, label_shift=shift), teff_edges, logg_edges, min_stars, outlier_tail)
     curve = np.zeros((len(feh_knots), 4))
     if len(feh_knots):
         basis = hat_basis(data["estimate"][:, 1], feh_knots)
         for _ in range(CURVE_ROUNDS):
             curve = feh_curve(data, table, basis)
-            table = cell_table(dict(data, label_shift=basis @ curve), teff_edges, logg_edges, min_stars)
+            table = cell_table(dict(data, label_shift=basis @ curve), teff_edges, logg_edges, min_stars,
+                               outlier_tail)
     table.update(feh_knots=np.asarray(feh_knots, dtype=np.float64), feh_offset=curve)
     return table
 
@@ -478,6 +539,7 @@ def run(args):
     feh_knots = [] if args.feh_knots == "none" else parse_edges(args.feh_knots, "--feh-knots")
     if len(feh_knots) == 1:
         raise CalibrationError(f"--feh-knots: none or at least two knots: {args.feh_knots!r}")
+    outlier_tail = parse_label_names(args.outlier_tail_labels, "--outlier-tail-labels")
     if not os.path.isfile(args.model):
         raise CalibrationError(f"{args.model}: no such model file")
     tables, rows = training_split.choose_tables(args.stars, args.max_stars)
@@ -499,7 +561,7 @@ def run(args):
     if n_stars < args.min_stars:
         raise CalibrationError(f"{args.stars}: {n_stars} usable training-split stars, fewer than "
                                f"--min-stars {args.min_stars}")
-    table = calibrate(data, teff_edges, logg_edges, args.min_stars, feh_knots)
+    table = calibrate(data, teff_edges, logg_edges, args.min_stars, feh_knots, outlier_tail)
     before = label_consistency(data, data["estimate"], data["error"])
     after = label_consistency(data, *apply(table, data))
     write_table(args.model, table)
@@ -544,6 +606,10 @@ def parse_args(argv):
     parser.add_argument("--outlier-bits", type=int, default=4,
                         help="offsets leave out stars whose training `outlier` bits share one with "
                              "this (1 labels/parallax, 2 flux, 4 joint; 0: keep every star)")
+    parser.add_argument("--outlier-tail-labels", default="E",
+                        help="labels whose floors are fitted with outlier components 5 and 20 times "
+                             "the whole deviation's width, not 2, 5 and 20 times the estimate's "
+                             "(comma-separated of Teff, [Fe/H], log g, E; 'none')")
     args = training_split.parse_common_arguments(parser, argv)
     if args.min_stars < 1:
         parser.error("--min-stars must be positive")

@@ -2,7 +2,7 @@
 # tools/calibrate_uncertainties.py on a fake labelled survey with known offsets and floors per cell:
 # star tables (labels, measured parallaxes) and uncalibrated catalogs whose estimates are
 # truth + offset + curve(estimated [Fe/H]) + N(0, err^2 + floor^2) (5 % of them five times wider,
-# one of the fit's components), parallaxes combined from a spectrophotometric one with a known
+# one of the fit's components; for E five times the deviation from the label), parallaxes combined from a spectrophotometric one with a known
 # relative offset and floor and the measured one. The tool
 # must recover the injected values, ignore the validation split and flagged stars (given garbage),
 # take the offsets without the stars the training run's self-cleaning marked (bit 4, their log g
@@ -53,7 +53,11 @@ for pixel in range(4):
     cell = (teff >= 5.0).astype(int)
     label_err = np.stack([rng.uniform(0.08, 0.2, n), rng.uniform(0.05, 0.2, n), rng.uniform(0.1, 0.3, n), rng.uniform(0.02, 0.04, n)], axis=1)
     err = np.stack([rng.uniform(0.02, 0.06, n), rng.uniform(0.02, 0.05, n), rng.uniform(0.03, 0.08, n), rng.uniform(0.005, 0.02, n)], axis=1)
-    width = np.sqrt(err ** 2 + floor[cell] ** 2) * np.where(rng.random((n, 1)) < 0.05, 5.0, 1.0)
+    wide = rng.random(n) < 0.05
+    width = np.sqrt(err ** 2 + floor[cell] ** 2) * np.where(wide[:, None], 5.0, 1.0)
+    # E's wide 5 % are outliers of the whole deviation (estimate + label): 5 times its width
+    # (--outlier-tail-labels E, the default)
+    width[wide, 3] = np.sqrt(25.0 * (width[wide, 3] ** 2 / 25.0 + label_err[wide, 3] ** 2) - label_err[wide, 3] ** 2)
     est = truth + offset[cell] + curve_at(est_feh) + width * rng.standard_normal((n, 4))
     truth[:, 1] = 2 * est_feh - est[:, 1]  # the estimate is est_feh: the truth takes the deviation
     est[:, 1] = est_feh
@@ -202,4 +206,32 @@ status=$?
 set -e
 [[ $status -eq 2 ]] && grep -q "training_2_3.h5: rows are not those of" "$XPS_WORK/bad_results.log" \
   || fail "mismatched training results: exit $status, $(cat "$XPS_WORK/bad_results.log")"
-echo "ok: offsets, floors and the parallax floor recovered per cell; validation split and flagged stars ignored; offsets without the self-cleaning outliers; small cells take the global fit; bad catalogs and training results named"
+# fit_outlier_mixture alone: its gradient against central differences, and a floor recovered where
+# the reference is 2-4 times noisier than the estimate (E's case) with 3 % outliers 10 times as wide.
+/usr/bin/python3 - "$XPS_SOURCE/tools" <<'EOF' || fail "fit_outlier_mixture"
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import calibrate_uncertainties as cu
+rng = np.random.default_rng(7)
+n, centre, floor = 20000, 0.003, 0.010
+estimate_variance = rng.uniform(0.006, 0.012, n) ** 2
+reference_variance = rng.uniform(0.02, 0.04, n) ** 2
+total = estimate_variance + floor ** 2 + reference_variance
+deviation = centre + np.sqrt(total) * rng.standard_normal(n) * np.where(rng.random(n) < 0.03, 10.0, 1.0)
+scale = np.median(np.sqrt(estimate_variance))
+args = (deviation, estimate_variance, reference_variance, scale)
+p = np.array([0.002, 0.1, -2.5, -4.0])
+value, gradient = cu.outlier_mixture_nll(p, *args)
+step = 1e-6
+numeric = [(cu.outlier_mixture_nll(p + step * e, *args)[0] - cu.outlier_mixture_nll(p - step * e, *args)[0])
+           / (2 * step) for e in np.eye(p.size)]
+np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-3)
+fitted_centre, fitted_floor = cu.fit_outlier_mixture(*args)
+assert abs(fitted_centre - centre) < 4 * np.sqrt(total.mean() / n), ("centre", fitted_centre)
+# a floor's square is known to about sqrt(2 / n) times the deviations' variance
+assert abs(fitted_floor ** 2 - floor ** 2) < 4 * np.sqrt(2 / n) * total.mean(), ("floor", fitted_floor)
+print("fit_outlier_mixture: centre", fitted_centre, "floor", fitted_floor)
+EOF
+
+echo "ok: offsets, floors (E with the outlier-only mixture, its gradient checked) and the parallax floor recovered per cell; validation split and flagged stars ignored; offsets without the self-cleaning outliers; small cells take the global fit; bad catalogs and training results named"
