@@ -183,8 +183,8 @@ def fit_scale_mixture(deviation, estimate_variance, reference_variance, extra_sc
 
 
 # The outlier-only mixture: components 5 and 20 times as wide as the whole deviation. On the mock
-# survey (seeds 1 and 2024), E's floors with BROAD_VARIANCE_FACTORS came out 0 in cells whose single
-# stars' E pulls were 1.3-3.4 wide (docs/inference.md, "E's floors").
+# survey (seed 2024), E's floors with BROAD_VARIANCE_FACTORS came out 0 in cells whose single stars'
+# E pulls were 1.1-3.4 wide (docs/inference.md, "E's floors from an outlier-only mixture").
 OUTLIER_VARIANCE_FACTORS = (25.0, 400.0)
 
 

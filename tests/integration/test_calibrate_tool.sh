@@ -206,6 +206,15 @@ status=$?
 set -e
 [[ $status -eq 2 ]] && grep -q "training_2_3.h5: rows are not those of" "$XPS_WORK/bad_results.log" \
   || fail "mismatched training results: exit $status, $(cat "$XPS_WORK/bad_results.log")"
+# An unknown label in --outlier-tail-labels: exit 2 naming it and the labels there are.
+set +e
+"${tool[@]}" --model "$fake/model.h5" --stars "$fake/stars" --catalogs "$fake/catalog" \
+  --outlier-tail-labels E,logg > "$XPS_WORK/bad_label.log" 2>&1
+status=$?
+set -e
+[[ $status -eq 2 ]] && grep -q "outlier-tail-labels: unknown label 'logg' (labels: Teff, \[Fe/H\], log g, E" "$XPS_WORK/bad_label.log" \
+  || fail "unknown --outlier-tail-labels label: exit $status, $(cat "$XPS_WORK/bad_label.log")"
+
 # fit_outlier_mixture alone: its gradient against central differences, and a floor recovered where
 # the reference is 2-4 times noisier than the estimate (E's case) with 3 % outliers 10 times as wide.
 /usr/bin/python3 - "$XPS_SOURCE/tools" <<'EOF' || fail "fit_outlier_mixture"
@@ -234,4 +243,4 @@ assert abs(fitted_floor ** 2 - floor ** 2) < 4 * np.sqrt(2 / n) * total.mean(), 
 print("fit_outlier_mixture: centre", fitted_centre, "floor", fitted_floor)
 EOF
 
-echo "ok: offsets, floors (E with the outlier-only mixture, its gradient checked) and the parallax floor recovered per cell; validation split and flagged stars ignored; offsets without the self-cleaning outliers; small cells take the global fit; bad catalogs and training results named"
+echo "ok: offsets, floors (E with the outlier-only mixture, its gradient checked) and the parallax floor recovered per cell; validation split and flagged stars ignored; offsets without the self-cleaning outliers; small cells take the global fit; bad catalogs, training results and --outlier-tail-labels named"
