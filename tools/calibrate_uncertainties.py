@@ -27,9 +27,7 @@ times the estimate's width then widen the deviations as a floor does, so the lik
 them apart (fit_outlier_mixture). The offsets and the curve leave out the stars the
 training run's self-cleaning marked (joint criterion by default; xps_train's MODEL_training/
 results): unresolved binaries, a fifth of the mock's stars, have log g estimates biased low and
-otherwise set the offsets, leaving single stars' log g pulls at a median of +0.2. Nor do they use
-stars with RUWE >= --max-ruwe (1.4): astrometric binaries, picked by something other than their
-estimates' errors (on the mock, 13 % of the binaries that self-cleaning leaves). The floors keep
+otherwise set the offsets, leaving single stars' log g pulls at a median of +0.2. The floors keep
 every star (without the binaries they come out too small for the whole sample). Cells with fewer
 than --min-stars stars take the values of all stars together.
 xps_infer then subtracts the offsets and adds the floors, and combines p_sp - c p, with variance
@@ -46,8 +44,7 @@ Usage: /usr/bin/python3 tools/calibrate_uncertainties.py --model MODEL.h5 --star
            [--catalogs DIR | --launcher "mpirun -np 2" --xps-infer build/bin/xps_infer]
            [--teff-edges 4.0,4.5,5.0,5.5,6.0,6.5] [--logg-edges 2.0,3.0,3.8,4.3]
            [--feh-knots -1.5,-1.0,-0.6,-0.3,0.0,0.3,0.6 | none]
-           [--min-stars 300] [--training-results DIR|none] [--outlier-bits 4] [--max-ruwe 1.4]
-           [--outlier-tail-labels E]
+           [--min-stars 300] [--training-results DIR|none] [--outlier-bits 4] [--outlier-tail-labels E]
            [--max-stars 200000] [--validation-fraction 0.2] [--split-salt 0]
 
 Exit status: 0 when the model file was updated, 2 on bad usage, unreadable input or a failed
@@ -99,12 +96,9 @@ def read_outliers(results_dir, table_path, ids):
                                "--training-results none calibrates without them") from None
 
 
-def read_training_split(tables, catalogs_dir, fraction, salt, results_dir=None, outlier_bits=0,
-                        max_ruwe=np.inf):
+def read_training_split(tables, catalogs_dir, fraction, salt, results_dir=None, outlier_bits=0):
     """Columns of the training-split stars with labels and quality_flags < 8; `offset_sample`
-    marks those whose training self-cleaning bits (in `results_dir`) miss `outlier_bits` and whose
-    RUWE is below `max_ruwe` (`self_cleaned`, `elevated_ruwe`: the two reasons). A table without
-    /stars/ruwe, or a NaN RUWE, counts as below."""
+    marks those whose training self-cleaning bits (in `results_dir`) miss `outlier_bits`."""
     parts, zero_points = [], set()
     for path in tables:
         name = os.path.basename(path).replace("stars_", "catalog_", 1)
@@ -118,8 +112,6 @@ def read_training_split(tables, catalogs_dir, fraction, salt, results_dir=None, 
                                       for _, _, _, error, per_catalog_unit in LABELS], axis=1)
                 parallax = stars["stars/parallax"][...].astype(np.float64)
                 parallax_err = stars["stars/parallax_error"][...].astype(np.float64)
-                ruwe = (stars["stars/ruwe"][...].astype(np.float64) if "stars/ruwe" in stars
-                        else np.full(ids.size, np.nan))
         except (OSError, KeyError) as error:
             raise CalibrationError(f"{path}: not a labelled star table ({error})") from None
         try:
@@ -138,15 +130,12 @@ def read_training_split(tables, catalogs_dir, fraction, salt, results_dir=None, 
             raise CalibrationError(f"{catalog}: not a readable catalog ({error})") from None
         keep = (~validate.held_out(ids, fraction, salt) & (flags < 8)
                 & np.all(np.isfinite(estimate), axis=1) & np.all(np.isfinite(error), axis=1))
-        self_cleaned = np.zeros(ids.size, dtype=bool)
+        offset_sample = np.ones(ids.size, dtype=bool)
         if results_dir and outlier_bits:
-            self_cleaned = (read_outliers(results_dir, path, ids) & outlier_bits) != 0
-        elevated_ruwe = ruwe >= max_ruwe  # NaN: False
+            offset_sample = (read_outliers(results_dir, path, ids) & outlier_bits) == 0
         parts.append(dict(estimate=estimate[keep], error=error[keep], label=labels[keep],
                           label_err=label_err[keep], parallax=parallax[keep],
-                          parallax_err=parallax_err[keep], self_cleaned=self_cleaned[keep],
-                          elevated_ruwe=elevated_ruwe[keep],
-                          offset_sample=~(self_cleaned | elevated_ruwe)[keep]))
+                          parallax_err=parallax_err[keep], offset_sample=offset_sample[keep]))
     if len(zero_points) > 1:
         raise CalibrationError(f"{catalogs_dir}: catalogs with different parallax zero points")
     data = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
@@ -563,14 +552,11 @@ def run(args):
         training_split.run_xps_infer(args, stars_link_dir, catalogs, ["--inference.calibrate", "false"])
     results_dir = training_results_dir(args)
     data = read_training_split(tables, catalogs, args.validation_fraction, args.split_salt,
-                               results_dir, args.outlier_bits, args.max_ruwe)
+                               results_dir, args.outlier_bits)
     if results_dir and args.outlier_bits:
-        print(f"{PROGRAM}: {int(data['self_cleaned'].sum())} training-split stars left out of "
+        print(f"{PROGRAM}: {int((~data['offset_sample']).sum())} training-split stars left out of "
               f"the offsets as self-cleaning outliers (bits {args.outlier_bits} of {results_dir})",
               flush=True)
-    print(f"{PROGRAM}: {int(data['elevated_ruwe'].sum())} training-split stars left out of the "
-          f"offsets for RUWE >= {args.max_ruwe:g} ({int(data['offset_sample'].sum())} in the "
-          "offset sample)", flush=True)
     n_stars = data["estimate"].shape[0]
     if n_stars < args.min_stars:
         raise CalibrationError(f"{args.stars}: {n_stars} usable training-split stars, fewer than "
@@ -620,9 +606,6 @@ def parse_args(argv):
     parser.add_argument("--outlier-bits", type=int, default=4,
                         help="offsets leave out stars whose training `outlier` bits share one with "
                              "this (1 labels/parallax, 2 flux, 4 joint; 0: keep every star)")
-    parser.add_argument("--max-ruwe", type=float, default=1.4,
-                        help="offsets leave out stars with this RUWE or more (astrometric binaries; "
-                             "the usual Gaia cut; inf: keep every star)")
     parser.add_argument("--outlier-tail-labels", default="E",
                         help="labels whose floors are fitted with outlier components 5 and 20 times "
                              "the whole deviation's width, not 2, 5 and 20 times the estimate's "
@@ -632,8 +615,6 @@ def parse_args(argv):
         parser.error("--min-stars must be positive")
     if not 0 <= args.outlier_bits <= 255:
         parser.error("--outlier-bits must be 0-255")
-    if not args.max_ruwe > 0:
-        parser.error("--max-ruwe must be positive (inf: no cut)")
     return args
 
 
