@@ -330,7 +330,8 @@ def parse_label_names(text, option):
     chosen = [] if text.strip() == "none" else [v.strip() for v in text.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in names]
     if unknown:
-        raise CalibrationError(f"{option}: unknown label {unknown[0]!r} (labels: {', '.join(names)}; or none)")
+        raise CalibrationError(f"{option}: unknown label {unknown[0]!r} "
+                               f"(labels: {', '.join(names)}; or none)")
     return tuple(name in chosen for name in names)
 
 

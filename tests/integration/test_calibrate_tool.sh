@@ -2,8 +2,9 @@
 # tools/calibrate_uncertainties.py on a fake labelled survey with known offsets and floors per cell:
 # star tables (labels, measured parallaxes) and uncalibrated catalogs whose estimates are
 # truth + offset + curve(estimated [Fe/H]) + N(0, err^2 + floor^2) (5 % of them five times wider,
-# one of the fit's components; for E five times the deviation from the label), parallaxes combined from a spectrophotometric one with a known
-# relative offset and floor and the measured one. The tool
+# one of the fit's components; for E five times the deviation from the label), parallaxes
+# combined from a spectrophotometric one with a known relative offset and floor and the measured
+# one. The tool
 # must recover the injected values, ignore the validation split and flagged stars (given garbage),
 # take the offsets without the stars the training run's self-cleaning marked (bit 4, their log g
 # shifted low and their spectrophotometric parallax high, like unresolved binaries;
@@ -57,7 +58,8 @@ for pixel in range(4):
     width = np.sqrt(err ** 2 + floor[cell] ** 2) * np.where(wide[:, None], 5.0, 1.0)
     # E's wide 5 % are outliers of the whole deviation (estimate + label): 5 times its width
     # (--outlier-tail-labels E, the default)
-    width[wide, 3] = np.sqrt(25.0 * (width[wide, 3] ** 2 / 25.0 + label_err[wide, 3] ** 2) - label_err[wide, 3] ** 2)
+    core, label_variance = err[wide, 3] ** 2 + floor[cell[wide], 3] ** 2, label_err[wide, 3] ** 2
+    width[wide, 3] = np.sqrt(25.0 * (core + label_variance) - label_variance)
     est = truth + offset[cell] + curve_at(est_feh) + width * rng.standard_normal((n, 4))
     truth[:, 1] = 2 * est_feh - est[:, 1]  # the estimate is est_feh: the truth takes the deviation
     est[:, 1] = est_feh
