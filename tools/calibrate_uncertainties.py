@@ -24,12 +24,17 @@ measured parallax) its stated Gaussian noise, so the floor is that of the bulk. 
 --outlier-tail-labels (E by default) the wide components are 5 and 20 times the whole deviation's
 width instead, outliers only: E's prior is 2-5 times noisier than its estimate, and components a few
 times the estimate's width then widen the deviations as a floor does, so the likelihood cannot tell
-them apart (fit_outlier_mixture). The offsets and the curve leave out the stars the
-training run's self-cleaning marked (joint criterion by default; xps_train's MODEL_training/
-results): unresolved binaries, a fifth of the mock's stars, have log g estimates biased low and
-otherwise set the offsets, leaving single stars' log g pulls at a median of +0.2. The floors keep
-every star (without the binaries they come out too small for the whole sample). Cells with fewer
-than --min-stars stars take the values of all stars together.
+them apart (fit_outlier_mixture). Every fit is the best of several L-BFGS-B runs on the
+analytic gradient (fit_mixture): the likelihood can have two optima, and the floors do not depend
+on where an optimiser stops. The offsets and the curve leave out the stars the training run's
+self-cleaning marked (joint criterion by default; xps_train's MODEL_training/results): unresolved
+binaries, a fifth of the mock's stars, have log g estimates biased low and otherwise set the
+offsets, leaving single stars' log g pulls at a median of +0.2. Then, twice, the offsets also leave
+out the stars whose calibrated spectrophotometric parallax is |z| >= --offset-max-z (1) from the
+measured one, and the floors those with |z| >= --floor-max-z (2): a cut symmetric about the single
+stars, which removes binaries (their spectrophotometric parallaxes are too large) without choosing
+singles by the sign of their errors, as self-cleaning's one-sided rules do. Cells with fewer than
+--min-stars stars take the values of all stars together.
 xps_infer then subtracts the offsets and adds the floors, and combines p_sp - c p, with variance
 s^2 + (f p)^2, with the measured parallax afresh (docs/inference.md, "Calibration";
 include/xpstellar/uncertainty_calibration.hpp). The fit's own combination trusts the spectrum's
@@ -45,6 +50,7 @@ Usage: /usr/bin/python3 tools/calibrate_uncertainties.py --model MODEL.h5 --star
            [--teff-edges 4.0,4.5,5.0,5.5,6.0,6.5] [--logg-edges 2.0,3.0,3.8,4.3]
            [--feh-knots -1.5,-1.0,-0.6,-0.3,0.0,0.3,0.6 | none]
            [--min-stars 300] [--training-results DIR|none] [--outlier-bits 4] [--outlier-tail-labels E]
+           [--offset-max-z 1.0] [--floor-max-z 2.0]
            [--max-stars 200000] [--validation-fraction 0.2] [--split-salt 0]
 
 Exit status: 0 when the model file was updated, 2 on bad usage, unreadable input or a failed
@@ -144,92 +150,107 @@ def read_training_split(tables, catalogs_dir, fraction, salt, results_dir=None, 
 
 
 # The estimates' errors as a scale mixture: the bulk and components 2, 5 and 20 times as wide, of
-# the same centre. With one component 3 times as wide the mixture could not tell the tail from the
-# floor under labels 2-5 times noisier than the estimates: the bulk took part of the tail (binaries,
-# hot stars, metal-poor stars) and single stars' Teff pulls came out 0.75-0.87 wide (seeds 1, 2024).
+# the same centre (binaries, stars the model cannot describe). With one component 3 times as wide
+# the bulk took part of the tail and single stars' Teff pulls came out 0.75-0.87 wide (seeds 1, 2024).
 BROAD_VARIANCE_FACTORS = (4.0, 25.0, 400.0)
 
-
-def fit_scale_mixture(deviation, estimate_variance, reference_variance, extra_scale, scale):
-    """ML fit of deviation = estimate error + reference noise, per star:
-
-        estimate error ~ w0 N(mu, u) + sum_j wj N(mu, Fj u),  u = estimate_variance + s^2 x^2
-        reference noise ~ N(0, reference_variance)   (the label's or the measured parallax's)
-
-    Fj = BROAD_VARIANCE_FACTORS, the weights w free (softmax). x = extra_scale (None: 1). The
-    centre mu is fitted only when x is None (it is 0 for the parallax). Returns (mu, s)."""
-    fit_centre = extra_scale is None
-    x2 = np.ones_like(deviation) if extra_scale is None else extra_scale ** 2
-    start_centre = [np.median(deviation)] if fit_centre else []
-    factors = np.asarray((1.0,) + BROAD_VARIANCE_FACTORS)[:, None]
-    components = factors.shape[0]
-
-    def negative_log_likelihood(p):
-        mu = p[0] if fit_centre else 0.0
-        ln_s = np.clip(p[-components], -30.0, 30.0)
-        logits = np.concatenate([[0.0], np.clip(p[-components + 1:], -30.0, 30.0)])
-        ln_weight = logits - np.logaddexp.reduce(logits)
-        bulk = estimate_variance + (np.exp(ln_s) * scale) ** 2 * x2
-        variance = factors * bulk + reference_variance  # [components x stars]
-        r2 = (deviation - mu) ** 2
-        return -np.logaddexp.reduce(ln_weight[:, None] - 0.5 * (r2 / variance + np.log(variance)),
-                                    axis=0).sum()
-
-    result = minimize(negative_log_likelihood, start_centre + [0.0] + [-2.0] * (components - 1),
-                      method="Nelder-Mead", options=dict(maxiter=8000, xatol=1e-6, fatol=1e-6))
-    mu = result.x[0] if fit_centre else 0.0
-    floor = np.exp(np.clip(result.x[-components], -30.0, 30.0)) * scale
-    return mu, floor if floor > 1e-6 * scale else 0.0
-
-
-# The outlier-only mixture: components 5 and 20 times as wide as the whole deviation. On the mock
-# survey (seed 2024), E's floors with BROAD_VARIANCE_FACTORS came out 0 in cells whose single stars'
-# E pulls were 1.1-3.4 wide (docs/inference.md, "E's floors from an outlier-only mixture").
+# The outlier-only mixture: components 5 and 20 times as wide as the whole deviation. E's prior is
+# 2-5 times noisier than its estimate, so components a few times the estimate's width are hardly
+# wider than its deviations; on the mock survey (seed 2024) E's floors then came out 0 in cells whose
+# single stars' E pulls were 1.1-3.4 wide (docs/inference.md, "E's floors from an outlier-only mixture").
 OUTLIER_VARIANCE_FACTORS = (25.0, 400.0)
 
 
-def outlier_mixture_nll(p, deviation, estimate_variance, reference_variance, scale):
-    """-ln L and its gradient in p = (mu, ln(s / scale), logits of the outlier components) of
+def mixture_nll(p, deviation, estimate_variance, reference_variance, scale, factors, reference_factors):
+    """-ln L and its gradient in p = (mu, (s / scale)^2, logits of the wide components) of
 
-        deviation ~ w0 N(mu, t) + sum_j wj N(mu, Fj t),  t = estimate_variance + s^2 + reference_variance
+        deviation ~ sum_j wj N(mu, Fj (estimate_variance + s^2) + Rj reference_variance)
 
-    with Fj = OUTLIER_VARIANCE_FACTORS and w = softmax(0, logits)."""
-    factors = np.asarray((1.0,) + OUTLIER_VARIANCE_FACTORS)[:, None]
-    floor_variance = np.exp(2.0 * p[1]) * scale ** 2
+    w = softmax(0, logits); factors = (1, F1, ...), reference_factors = (1, R1, ...). The floor
+    enters as a variance, whose gradient at 0 is not 0 (in ln s it vanishes as s -> 0, and an
+    optimiser stops anywhere on the way to a floor of 0)."""
+    factors = np.asarray(factors)[:, None]
+    reference_factors = np.asarray(reference_factors)[:, None]
+    floor_variance = p[1] * scale ** 2
     weight = softmax(np.concatenate([[0.0], p[2:]]))
-    variance = factors * (estimate_variance + floor_variance + reference_variance)
+    variance = factors * (estimate_variance + floor_variance) + reference_factors * reference_variance
     residual = deviation - p[0]
     whitened2 = residual * residual / variance
     ln_joint = np.log(weight)[:, None] - 0.5 * (whitened2 + np.log(variance))
     ln_star = logsumexp(ln_joint, axis=0)
     responsibility = np.exp(ln_joint - ln_star)
     gradient = [-np.sum(responsibility * residual / variance),
-                -np.sum(responsibility * (whitened2 - 1.0) / variance * factors * floor_variance)]
+                -0.5 * scale ** 2 * np.sum(responsibility * (whitened2 - 1.0) / variance * factors)]
     gradient.extend(deviation.size * weight[1:] - responsibility[1:].sum(axis=1))
     return -ln_star.sum(), np.asarray(gradient)
 
 
+def scale_mixture_nll(p, deviation, estimate_variance, reference_variance, scale):
+    """mixture_nll with the estimate's errors a scale mixture, the bulk and BROAD_VARIANCE_FACTORS
+    times as wide, and the reference (label, measured parallax) its stated Gaussian noise."""
+    factors = (1.0,) + BROAD_VARIANCE_FACTORS
+    return mixture_nll(p, deviation, estimate_variance, reference_variance, scale, factors,
+                       (1.0,) * len(factors))
+
+
+def outlier_mixture_nll(p, deviation, estimate_variance, reference_variance, scale):
+    """mixture_nll with the bulk N(mu, estimate_variance + s^2 + reference_variance) and outliers
+    OUTLIER_VARIANCE_FACTORS times as wide as all of it."""
+    factors = (1.0,) + OUTLIER_VARIANCE_FACTORS
+    return mixture_nll(p, deviation, estimate_variance, reference_variance, scale, factors, factors)
+
+
+# (floor^2 / scale^2, logit of each wide component): no floor with most stars in the wide
+# components, the median error with a quarter, twice it with a few per cent. Five starts (also
+# (0, -4) and (4, 0)) gave the same tables on seed 1's main job to 1e-5, and moved seed 2024's
+# median pulls by < 0.01.
+MIXTURE_STARTS = [(0.0, 0.0), (1.0, -2.0), (4.0, -4.0)]
+
+
+def fit_mixture(nll, components, deviation, estimate_variance, reference_variance, scale):
+    """ML (mu, floor s) of nll (one of the *_mixture_nll): L-BFGS-B on the analytic gradient from
+    each of MIXTURE_STARTS, the best optimum kept. The likelihood can have two optima, a floor with
+    little weight in the wide components and no floor with much; on the mock, starts from a floor
+    of 0 and from the median error end in different ones in many cells."""
+    best = None
+    for floor_variance, logit in MIXTURE_STARTS:
+        start = [np.median(deviation), floor_variance] + [logit] * (components - 1)
+        result = optimise_mixture(nll, start, deviation, estimate_variance, reference_variance, scale)
+        if best is None or result.fun < best.fun:
+            best = result
+    return best.x[0], np.sqrt(best.x[1]) * scale
+
+
+def optimise_mixture(nll, start, deviation, estimate_variance, reference_variance, scale):
+    """scipy's result of L-BFGS-B on nll from start (p as mixture_nll's)."""
+    return minimize(nll, start, jac=True, method="L-BFGS-B",
+                    bounds=[(None, None), (0.0, 1e6)] + [(-30.0, 30.0)] * (len(start) - 2),
+                    args=(deviation, estimate_variance, reference_variance, scale),
+                    options=dict(maxiter=1000, ftol=1e-13, gtol=1e-9))
+
+
+def fit_scale_mixture(deviation, estimate_variance, reference_variance, scale):
+    return fit_mixture(scale_mixture_nll, 1 + len(BROAD_VARIANCE_FACTORS), deviation,
+                       estimate_variance, reference_variance, scale)
+
+
 def fit_outlier_mixture(deviation, estimate_variance, reference_variance, scale):
-    """ML (mu, floor) of outlier_mixture_nll, by L-BFGS-B on the analytic gradient. The floor is
-    identified by the width of the core: the outlier components are too wide to take its place."""
-    components = 1 + len(OUTLIER_VARIANCE_FACTORS)
-    start = [np.median(deviation), 0.0] + [-2.0] * (components - 1)
-    result = minimize(outlier_mixture_nll, start, jac=True, method="L-BFGS-B",
-                      bounds=[(None, None)] + [(-30.0, 30.0)] * components,
-                      args=(deviation, estimate_variance, reference_variance, scale),
-                      options=dict(maxiter=1000, ftol=1e-13, gtol=1e-9))
-    floor = np.exp(result.x[1]) * scale
-    return result.x[0], floor if floor > 1e-4 * scale else 0.0
+    """The floor is identified by the width of the core: the outlier components are too wide to
+    take its place."""
+    return fit_mixture(outlier_mixture_nll, 1 + len(OUTLIER_VARIANCE_FACTORS), deviation,
+                       estimate_variance, reference_variance, scale)
 
 
 MIN_FIT_STARS = 20  # fewer stars with the label (or a parallax): the values of all stars
 
 
 def label_fit(data, rows, k, outlier_tail=False):
-    """(offset, floor) of label k: the floor over `rows`, the offset over those of them in the
-    offset sample (all of `rows` when fewer than MIN_FIT_STARS); None with too few labelled stars.
-    outlier_tail: fit_outlier_mixture instead of fit_scale_mixture."""
-    value = centre_and_floor(data, rows, k, outlier_tail)
+    """(offset, floor) of label k: the floor over those of `rows` in the floor sample, the offset
+    over those in the offset sample (either: all of `rows` when fewer than MIN_FIT_STARS); None with
+    too few labelled stars. outlier_tail: fit_outlier_mixture instead of fit_scale_mixture."""
+    value = centre_and_floor(data, rows & data["floor_sample"], k, outlier_tail)
+    if value is None:
+        value = centre_and_floor(data, rows, k, outlier_tail)
     if value is None:
         return None
     centre = centre_and_floor(data, rows & data["offset_sample"], k, outlier_tail)
@@ -246,7 +267,7 @@ def centre_and_floor(data, rows, k, outlier_tail=False):
     scale = np.median(data["error"][rows, k])
     if outlier_tail:
         return fit_outlier_mixture(deviation, estimate_variance, label_variance, scale)
-    return fit_scale_mixture(deviation, estimate_variance, label_variance, None, scale)
+    return fit_scale_mixture(deviation, estimate_variance, label_variance, scale)
 
 
 SPECTRUM_SHARE_MIN = 1e-6  # below this share of the parallax information the spectrum has none
@@ -295,7 +316,7 @@ def parallax_fit(data, rows, offset_rows=None):
     if offset_rows is not None and (offset_rows & rows).sum() >= MIN_FIT_STARS:
         centre_rows = offset_rows & rows
     centre, _ = fit_scale_mixture(relative[centre_rows], own_variance[centre_rows],
-                                  reference_variance[centre_rows], None, scale)
+                                  reference_variance[centre_rows], scale)
     # Only where the measurement can tell: with a noisy measurement the width is that of its own
     # noise whatever f is, and such stars would pull the robust width towards 1.
     telling = rows & (reference_variance < FLOOR_PARALLAX_SNR_MIN ** -2)
@@ -419,9 +440,9 @@ def feh_curve(data, table, basis):
     return curve
 
 
-def calibrate(data, teff_edges, logg_edges, min_stars, feh_knots=(), outlier_tail=(False,) * 4):
-    """The /calibration table: cells (cell_table) and, with feh_knots, the offsets' [Fe/H] curve,
-    fitted in turns (backfitting: each given the other)."""
+def calibrate_cells(data, teff_edges, logg_edges, min_stars, feh_knots=(), outlier_tail=(False,) * 4):
+    """The /calibration table for the offset and floor samples as given: cells (cell_table) and,
+    with feh_knots, the offsets' [Fe/H] curve, fitted in turns (backfitting: each given the other)."""
     shift = np.zeros((data["estimate"].shape[0], 4))
     table = cell_table(dict(data, label_shift=shift), teff_edges, logg_edges, min_stars, outlier_tail)
     curve = np.zeros((len(feh_knots), 4))
@@ -432,6 +453,50 @@ def calibrate(data, teff_edges, logg_edges, min_stars, feh_knots=(), outlier_tai
             table = cell_table(dict(data, label_shift=basis @ curve), teff_edges, logg_edges, min_stars,
                                outlier_tail)
     table.update(feh_knots=np.asarray(feh_knots, dtype=np.float64), feh_offset=curve)
+    return table
+
+
+def parallax_consistency(table, data):
+    """[n]: (p_sp - (parallax_obs - zp)) / sqrt(s^2 + parallax_err^2), p_sp and s as the table
+    calibrates them; NaN without a measured parallax or a spectrophotometric one."""
+    cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], table["teff_edges_kK"],
+                      table["logg_edges"])
+    spectro, spectro_variance, measured, measured_variance, has_spectrum = spectrophotometric_parallax(data)
+    joint = data["estimate"][:, 4]
+    spectro = spectro - table["parallax_offset_frac"][cell] * joint
+    spectro_variance = spectro_variance + (table["parallax_floor_frac"][cell] * joint) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        consistency = (spectro - measured) / np.sqrt(spectro_variance + measured_variance)
+    return np.where(parallax_usable(data) & has_spectrum, consistency, np.nan)
+
+
+CONSISTENCY_ROUNDS = 2  # the cut moves the parallax offset it is measured against; a third round
+                        # moved the median pulls by < 0.01 on the mock
+
+
+def calibrate(data, teff_edges, logg_edges, min_stars, feh_knots=(), outlier_tail=(False,) * 4,
+              offset_max_z=np.inf, floor_max_z=np.inf):
+    """calibrate_cells, then CONSISTENCY_ROUNDS times again with the offset sample cut to
+    |parallax_consistency| < offset_max_z and the floor sample to < floor_max_z (from the previous
+    table; stars without both parallaxes stay). The cut is symmetric about the single stars'
+    centre, so it does not choose them by the sign of their errors as the one-sided self-cleaning
+    rules do, and it removes binaries, whose spectrophotometric parallaxes are too large."""
+    self_cleaned = data["offset_sample"]
+    data = dict(data, floor_sample=np.ones(self_cleaned.size, dtype=bool))
+    if np.isinf(offset_max_z) and np.isinf(floor_max_z):
+        return calibrate_cells(data, teff_edges, logg_edges, min_stars, feh_knots, outlier_tail)
+    # the cells alone: their parallax offsets and floors (which the curve does not touch) place the
+    # first cut
+    table = cell_table(dict(data, label_shift=np.zeros((self_cleaned.size, 4))), teff_edges,
+                       logg_edges, min_stars, outlier_tail)
+    for _ in range(CONSISTENCY_ROUNDS):
+        consistency = np.abs(parallax_consistency(table, data))
+        untold = np.isnan(consistency)
+        data["offset_sample"] = self_cleaned & (untold | (consistency < offset_max_z))
+        data["floor_sample"] = untold | (consistency < floor_max_z)
+        table = calibrate_cells(data, teff_edges, logg_edges, min_stars, feh_knots, outlier_tail)
+    table.update(offset_sample_stars=int(data["offset_sample"].sum()),
+                 floor_sample_stars=int(data["floor_sample"].sum()))
     return table
 
 
@@ -562,7 +627,12 @@ def run(args):
     if n_stars < args.min_stars:
         raise CalibrationError(f"{args.stars}: {n_stars} usable training-split stars, fewer than "
                                f"--min-stars {args.min_stars}")
-    table = calibrate(data, teff_edges, logg_edges, args.min_stars, feh_knots, outlier_tail)
+    table = calibrate(data, teff_edges, logg_edges, args.min_stars, feh_knots, outlier_tail,
+                      args.offset_max_z, args.floor_max_z)
+    if "offset_sample_stars" in table:
+        print(f"{PROGRAM}: parallax consistency: offsets from {table['offset_sample_stars']} stars "
+              f"(|z| < {args.offset_max_z:g} and not self-cleaned), floors from "
+              f"{table['floor_sample_stars']} (|z| < {args.floor_max_z:g}) of {n_stars}", flush=True)
     before = label_consistency(data, data["estimate"], data["error"])
     after = label_consistency(data, *apply(table, data))
     write_table(args.model, table)
@@ -611,7 +681,16 @@ def parse_args(argv):
                         help="labels whose floors are fitted with outlier components 5 and 20 times "
                              "the whole deviation's width, not 2, 5 and 20 times the estimate's "
                              "(comma-separated of Teff, [Fe/H], log g, E; 'none')")
+    parser.add_argument("--offset-max-z", type=float, default=1.0,
+                        help="offsets also leave out stars whose calibrated spectrophotometric "
+                             "parallax differs from the measured one by this many sigma or more "
+                             "(inf: no cut)")
+    parser.add_argument("--floor-max-z", type=float, default=2.0,
+                        help="floors leave out stars whose calibrated spectrophotometric parallax "
+                             "differs from the measured one by this many sigma or more (inf: no cut)")
     args = training_split.parse_common_arguments(parser, argv)
+    if not (args.offset_max_z > 0 and args.floor_max_z > 0):
+        parser.error("--offset-max-z and --floor-max-z must be positive (inf: no cut)")
     if args.min_stars < 1:
         parser.error("--min-stars must be positive")
     if not 0 <= args.outlier_bits <= 255:
