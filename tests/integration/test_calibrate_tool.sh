@@ -288,14 +288,15 @@ def sample(n, binary_share):
                 offset_sample=np.ones(n, dtype=bool))
 def log_g_offset(data, max_z):  # the one cell with its own values: Teff < 5 kK, log g > 2
     return cu.calibrate(data, [5.0], [2.0], 500, (), (False,) * 4, max_z, np.inf)["offset"][1, 2]
-standard_error = 0.21 / np.sqrt(20000)
-with_binaries = sample(20000, 0.15)
+standard_error = 0.21 / np.sqrt(40000)
+with_binaries = sample(40000, 0.15)
 uncut, cut = log_g_offset(with_binaries, np.inf), log_g_offset(with_binaries, 1.0)
 print("log g offset (injected 0.04): all stars", uncut, "|z| < 1", cut)
 assert uncut < 0.04 - 8 * standard_error, ("the binaries do not pull the uncut offset", uncut)
-# most of their pull gone (not all: the parallax floor, fitted on every star, narrows z's binaries)
-assert abs(cut - 0.04) < 0.3 * abs(uncut - 0.04), ("cut", cut)
-singles = sample(20000, 0.0)
+# most of their pull gone (not all: the parallax floor, fitted on every star, widens z's
+# denominator, so fewer binaries fall beyond the cut); measured 0.24 of it, seed 11
+assert abs(cut - 0.04) < 0.5 * abs(uncut - 0.04), ("cut", cut)
+singles = sample(40000, 0.0)
 uncut, cut = log_g_offset(singles, np.inf), log_g_offset(singles, 1.0)
 print("single stars only: all", uncut, "|z| < 1", cut)
 assert abs(cut - uncut) < 3 * standard_error, ("the cut moves the singles' offset", uncut, cut)
