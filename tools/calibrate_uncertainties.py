@@ -456,15 +456,22 @@ def calibrate_cells(data, teff_edges, logg_edges, min_stars, feh_knots=(), outli
     return table
 
 
+def calibrated_spectrophotometric_parallax(table, data, cell):
+    """spectrophotometric_parallax(data) with p_sp - c p and s^2 + (f p)^2 of each star's cell."""
+    spectro, spectro_variance, measured, measured_variance, has_spectrum = spectrophotometric_parallax(data)
+    joint = data["estimate"][:, 4]
+    spectro = spectro - table["parallax_offset_frac"][cell] * joint
+    spectro_variance = spectro_variance + (table["parallax_floor_frac"][cell] * joint) ** 2
+    return spectro, spectro_variance, measured, measured_variance, has_spectrum
+
+
 def parallax_consistency(table, data):
     """[n]: (p_sp - (parallax_obs - zp)) / sqrt(s^2 + parallax_err^2), p_sp and s as the table
     calibrates them; NaN without a measured parallax or a spectrophotometric one."""
     cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], table["teff_edges_kK"],
                       table["logg_edges"])
-    spectro, spectro_variance, measured, measured_variance, has_spectrum = spectrophotometric_parallax(data)
-    joint = data["estimate"][:, 4]
-    spectro = spectro - table["parallax_offset_frac"][cell] * joint
-    spectro_variance = spectro_variance + (table["parallax_floor_frac"][cell] * joint) ** 2
+    spectro, spectro_variance, measured, measured_variance, has_spectrum = \
+        calibrated_spectrophotometric_parallax(table, data, cell)
     with np.errstate(invalid="ignore", divide="ignore"):
         consistency = (spectro - measured) / np.sqrt(spectro_variance + measured_variance)
     return np.where(parallax_usable(data) & has_spectrum, consistency, np.nan)
@@ -517,9 +524,8 @@ def apply(table, data):
     variance = data["error"] ** 2
     estimate[:, :4] -= label_offsets(table, data["estimate"])
     variance[:, :4] += table["floor"][cell] ** 2
-    spectro, spectro_variance, measured, measured_variance, has_spectrum = spectrophotometric_parallax(data)
-    spectro = spectro - table["parallax_offset_frac"][cell] * data["estimate"][:, 4]
-    spectro_variance = spectro_variance + (table["parallax_floor_frac"][cell] * data["estimate"][:, 4]) ** 2
+    spectro, spectro_variance, measured, measured_variance, has_spectrum = \
+        calibrated_spectrophotometric_parallax(table, data, cell)
     usable = parallax_usable(data)
     with np.errstate(invalid="ignore", divide="ignore"):
         combined_variance = 1.0 / (1.0 / spectro_variance + 1.0 / measured_variance)
