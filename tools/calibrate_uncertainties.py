@@ -360,21 +360,38 @@ def cell_index(teff_kK, logg, teff_edges, logg_edges):
     return np.digitize(teff_kK, teff_edges) * (len(logg_edges) + 1) + np.digitize(logg, logg_edges)
 
 
-def cell_table(data, teff_edges, logg_edges, min_stars, outlier_tail=(False,) * 4):
-    """Per cell offsets [n x 4], floors [n x 4], parallax offset and floor, stars; the labels'
-    deviations less data["label_shift"] (the metallicity curve's part). outlier_tail: per label,
-    whether its fits use fit_outlier_mixture."""
+def parallax_cells(data, teff_edges, logg_edges, min_stars):
+    """Per cell relative offset and floor of the spectrophotometric parallax (parallax_fit; cells
+    with fewer than min_stars stars, or too few parallaxes, take the values of all stars), and
+    those global values. All that parallax_consistency needs of a table."""
     cells = (len(teff_edges) + 1) * (len(logg_edges) + 1)
     cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], teff_edges, logg_edges)
     everyone = np.ones(cell.size, dtype=bool)
-    offset, floor = np.zeros((cells, 4)), np.zeros((cells, 4))
-    parallax_offset, parallax_floor, stars = np.zeros(cells), np.zeros(cells), np.zeros(cells)
+    global_parallax = parallax_fit(data, everyone, data["offset_sample"])
+    global_parallax = (0.0, 0.0) if global_parallax is None else global_parallax  # no parallaxes: no term
+    parallax_offset, parallax_floor = np.zeros(cells), np.zeros(cells)
+    for c in range(cells):
+        rows = cell == c
+        value = parallax_fit(data, rows, data["offset_sample"]) if rows.sum() >= min_stars else None
+        parallax_offset[c], parallax_floor[c] = global_parallax if value is None else value
+    return dict(parallax_offset_frac=parallax_offset, parallax_floor_frac=parallax_floor,
+                teff_edges_kK=np.asarray(teff_edges, float), logg_edges=np.asarray(logg_edges, float),
+                global_parallax_offset_frac=global_parallax[0],
+                global_parallax_floor_frac=global_parallax[1])
+
+
+def cell_table(data, teff_edges, logg_edges, min_stars, outlier_tail=(False,) * 4):
+    """Per cell offsets [n x 4], floors [n x 4], parallax offset and floor (parallax_cells), stars;
+    the labels' deviations less data["label_shift"] (the metallicity curve's part). outlier_tail:
+    per label, whether its fits use fit_outlier_mixture."""
+    cells = (len(teff_edges) + 1) * (len(logg_edges) + 1)
+    cell = cell_index(data["estimate"][:, 0], data["estimate"][:, 2], teff_edges, logg_edges)
+    everyone = np.ones(cell.size, dtype=bool)
+    offset, floor, stars = np.zeros((cells, 4)), np.zeros((cells, 4)), np.zeros(cells)
     global_values = [label_fit(data, everyone, k, outlier_tail[k]) for k in range(4)]
     for (name, *_), value in zip(LABELS, global_values):
         if value is None:
             raise CalibrationError(f"fewer than {MIN_FIT_STARS} training-split stars with a {name} label")
-    global_parallax = parallax_fit(data, everyone, data["offset_sample"])
-    global_parallax = (0.0, 0.0) if global_parallax is None else global_parallax  # no parallaxes: no term
     for c in range(cells):
         rows = cell == c
         own = rows.sum() >= min_stars
@@ -382,13 +399,10 @@ def cell_table(data, teff_edges, logg_edges, min_stars, outlier_tail=(False,) * 
         for k in range(4):
             value = label_fit(data, rows, k, outlier_tail[k]) if own else None
             offset[c, k], floor[c, k] = global_values[k] if value is None else value
-        value = parallax_fit(data, rows, data["offset_sample"]) if own else None
-        parallax_offset[c], parallax_floor[c] = global_parallax if value is None else value
-    return dict(offset=offset, floor=floor, parallax_offset_frac=parallax_offset,
-                parallax_floor_frac=parallax_floor, stars=stars,
-                teff_edges_kK=np.asarray(teff_edges, float), logg_edges=np.asarray(logg_edges, float),
-                global_offset=[g[0] for g in global_values], global_floor=[g[1] for g in global_values],
-                global_parallax_offset_frac=global_parallax[0], global_parallax_floor_frac=global_parallax[1])
+    table = parallax_cells(data, teff_edges, logg_edges, min_stars)
+    table.update(offset=offset, floor=floor, stars=stars,
+                 global_offset=[g[0] for g in global_values], global_floor=[g[1] for g in global_values])
+    return table
 
 
 CURVE_ROUNDS = 2  # cells, curve, cells, curve, cells: a third round moves the offsets by < 1e-3 dex
@@ -492,10 +506,9 @@ def calibrate(data, teff_edges, logg_edges, min_stars, feh_knots=(), outlier_tai
     data = dict(data, floor_sample=np.ones(self_cleaned.size, dtype=bool))
     if np.isinf(offset_max_z) and np.isinf(floor_max_z):
         return calibrate_cells(data, teff_edges, logg_edges, min_stars, feh_knots, outlier_tail)
-    # the cells alone: their parallax offsets and floors (which the curve does not touch) place the
-    # first cut
-    table = cell_table(dict(data, label_shift=np.zeros((self_cleaned.size, 4))), teff_edges,
-                       logg_edges, min_stars, outlier_tail)
+    # the cells' parallax offsets and floors (which neither the labels nor the curve touch) place
+    # the first cut
+    table = parallax_cells(data, teff_edges, logg_edges, min_stars)
     for _ in range(CONSISTENCY_ROUNDS):
         consistency = np.abs(parallax_consistency(table, data))
         untold = np.isnan(consistency)
