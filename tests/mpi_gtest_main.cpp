@@ -2,9 +2,11 @@
 // failure on any rank fails the run on all ranks.
 #include <gtest/gtest.h>
 
+#include "private_mpi_tmpdir.hpp"
 #include "xpstellar/mpi_session.hpp"
 
 int main(int argc, char** argv) {
+  xps::testing::PrivateMpiTmpdir session_directory;  // outlives MPI_Finalize
   xps::MpiSession mpi(argc, argv);
   ::testing::InitGoogleTest(&argc, argv);
   if (mpi.rank() != 0) {
